@@ -1,0 +1,27 @@
+/**
+ * Bounds on everything decoded from the wire. Every length is checked against
+ * one of these before anything is allocated.
+ */
+export interface Limits {
+  /** Largest datagram sent or accepted. */
+  readonly maxPacketBytes: number
+  /** Largest stream message (full transfers, large values). */
+  readonly maxStreamBytes: number
+  readonly maxKeyBytes: number
+  readonly maxValueBytes: number
+  /** Node names (and so origins) and addresses. */
+  readonly maxNameBytes: number
+  readonly maxLabelBytes: number
+  /** Entries, segments, digest rows or members in one message. */
+  readonly maxItemsPerMessage: number
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxPacketBytes: 1400,
+  maxStreamBytes: 64 * 1024 * 1024,
+  maxKeyBytes: 256,
+  maxValueBytes: 64 * 1024,
+  maxNameBytes: 128,
+  maxLabelBytes: 128,
+  maxItemsPerMessage: 1_000_000,
+}

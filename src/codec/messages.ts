@@ -1,0 +1,297 @@
+import { DecodeError } from '../errors.js'
+import type { Entry } from '../state/entry.js'
+import { Reader, Writer, stringSize, varintSize } from './bytes.js'
+import type { Limits } from './limits.js'
+
+/**
+ * The wire format (PROTOCOL.md documents it byte by byte).
+ *
+ * Every message starts with a header: magic 0x67, protocol version, type,
+ * cluster label, sender name, sender's advertised address.
+ */
+export const MAGIC = 0x67
+export const PROTOCOL_VERSION = 1
+
+/** Message type codes. WARNING: append only; never renumber or reuse. */
+export enum MessageType {
+  /** Anti-entropy opener: fingerprints only; O(1) bytes. */
+  Probe = 1,
+  /** Reply to a Probe whose fingerprints differ: the responder's digest page. */
+  Digest = 2,
+  /** Initiator's delta for the responder plus its own digest for the same range. */
+  DeltaDigest = 3,
+  /** Responder's delta: what the initiator lacked. Also sent over streams. */
+  Delta = 4,
+  /** Eager push of a fresh write (rumor mongering). */
+  Push = 5,
+  /** Full state transfer to a peer behind our tombstone-collection horizon (stream). */
+  Reset = 6,
+}
+
+export interface Header {
+  readonly label: string
+  readonly from: string
+  readonly fromAddress: string
+}
+
+export interface MemberHint {
+  readonly name: string
+  readonly address: string
+}
+
+/**
+ * A page of a digest: the sender's watermark for every origin it knows in
+ * the name range [start, end) (end undefined: to the last origin). An origin
+ * in the range but absent from `rows` is unknown to the sender (watermark 0).
+ */
+export interface DigestPage {
+  readonly start: string
+  readonly end: string | undefined
+  readonly rows: ReadonlyMap<string, number>
+}
+
+/**
+ * The entries of one origin that the receiver lacks, in ts order, all with ts
+ * greater than the receiver's watermark. After applying them the receiver may
+ * raise its watermark to `upTo` (0: no claim), which the sender vouches for.
+ */
+export interface Segment {
+  readonly origin: string
+  readonly upTo: number
+  readonly entries: readonly Entry[]
+}
+
+export type Message =
+  | (Header & { type: MessageType.Probe; syncHi: number; syncLo: number; wmHi: number; wmLo: number; members: MemberHint[] })
+  | (Header & { type: MessageType.Digest; page: DigestPage })
+  | (Header & { type: MessageType.DeltaDigest; page: DigestPage; segments: Segment[] })
+  | (Header & { type: MessageType.Delta; segments: Segment[] })
+  | (Header & { type: MessageType.Push; hops: number; prevTs: number; entry: Entry })
+  | (Header & {
+      type: MessageType.Reset
+      watermarks: Map<string, number>
+      gcFloors: Map<string, number>
+      entries: Entry[]
+    })
+
+// Entry flags.
+const KIND_MASK = 0x03
+const KIND_TOMBSTONE = 0
+const KIND_STRING = 1
+const KIND_BYTES = 2
+const HAS_EXPIRY = 0x04
+
+export function encodeHeader(w: Writer, type: MessageType, h: Header): void {
+  w.u8(MAGIC).u8(PROTOCOL_VERSION).u8(type).string(h.label).string(h.from).string(h.fromAddress)
+}
+
+export function headerSize(h: Header): number {
+  return 3 + stringSize(h.label) + stringSize(h.from) + stringSize(h.fromAddress)
+}
+
+/** Encoded size of an entry body (key onwards, origin excluded). */
+export function entryBodySize(e: Entry): number {
+  let n = stringSize(e.key) + varintSize(e.ts) + 1
+  if (e.expiresAt !== undefined) n += varintSize(e.expiresAt)
+  const v = e.value
+  if (typeof v === 'string') n += stringSize(v)
+  else if (v !== undefined) n += varintSize(v.length) + v.length
+  return n
+}
+
+function writeEntryBody(w: Writer, e: Entry): void {
+  const v = e.value
+  const kind = v === undefined ? KIND_TOMBSTONE : typeof v === 'string' ? KIND_STRING : KIND_BYTES
+  w.string(e.key).varint(e.ts).u8(kind | (e.expiresAt !== undefined ? HAS_EXPIRY : 0))
+  if (e.expiresAt !== undefined) w.varint(e.expiresAt)
+  if (typeof v === 'string') w.string(v)
+  else if (v !== undefined) w.bytes(v)
+}
+
+function readEntryBody(r: Reader, origin: string, limits: Limits): Entry {
+  const key = r.string(limits.maxKeyBytes)
+  if (key.length === 0) throw new DecodeError('malformed', 'empty key')
+  const ts = r.varint()
+  const flags = r.u8()
+  if ((flags & ~(KIND_MASK | HAS_EXPIRY)) !== 0) throw new DecodeError('malformed', 'unknown entry flags')
+  const expiresAt = (flags & HAS_EXPIRY) !== 0 ? r.varint() : undefined
+  const kind = flags & KIND_MASK
+  let value: Entry['value']
+  if (kind === KIND_STRING) value = r.string(limits.maxValueBytes)
+  else if (kind === KIND_BYTES) value = new Uint8Array(r.bytes(limits.maxValueBytes))
+  else if (kind === KIND_TOMBSTONE) value = undefined
+  else throw new DecodeError('malformed', 'unknown value kind')
+  return { key, ts, origin, value, expiresAt }
+}
+
+export function pageSizeOverhead(start: string, end: string | undefined): number {
+  return stringSize(start) + 1 + (end === undefined ? 0 : stringSize(end)) + 5
+}
+
+export function digestRowSize(origin: string, wm: number): number {
+  return stringSize(origin) + varintSize(wm)
+}
+
+function writePage(w: Writer, p: DigestPage): void {
+  w.string(p.start).u8(p.end === undefined ? 0 : 1)
+  if (p.end !== undefined) w.string(p.end)
+  w.varint(p.rows.size)
+  for (const [origin, wm] of p.rows) w.string(origin).varint(wm)
+}
+
+function readPage(r: Reader, limits: Limits): DigestPage {
+  const start = r.string(limits.maxNameBytes)
+  const hasEnd = r.u8()
+  if (hasEnd > 1) throw new DecodeError('malformed', 'bad page end flag')
+  const end = hasEnd === 1 ? r.string(limits.maxNameBytes) : undefined
+  const n = r.count(limits.maxItemsPerMessage, 2)
+  const rows = new Map<string, number>()
+  for (let i = 0; i < n; i++) {
+    const origin = r.string(limits.maxNameBytes)
+    rows.set(origin, r.varint())
+  }
+  return { start, end, rows }
+}
+
+export function segmentOverhead(origin: string, upTo: number): number {
+  return stringSize(origin) + varintSize(upTo) + 5
+}
+
+function writeSegments(w: Writer, segments: readonly Segment[]): void {
+  w.varint(segments.length)
+  for (const s of segments) {
+    w.string(s.origin).varint(s.upTo).varint(s.entries.length)
+    for (const e of s.entries) writeEntryBody(w, e)
+  }
+}
+
+function readSegments(r: Reader, limits: Limits): Segment[] {
+  const n = r.count(limits.maxItemsPerMessage, 3)
+  const segments: Segment[] = []
+  for (let i = 0; i < n; i++) {
+    const origin = r.string(limits.maxNameBytes)
+    const upTo = r.varint()
+    const m = r.count(limits.maxItemsPerMessage, 4)
+    const entries: Entry[] = []
+    for (let j = 0; j < m; j++) entries.push(readEntryBody(r, origin, limits))
+    segments.push({ origin, upTo, entries })
+  }
+  return segments
+}
+
+function writeOriginMap(w: Writer, m: ReadonlyMap<string, number>): void {
+  w.varint(m.size)
+  for (const [o, ts] of m) w.string(o).varint(ts)
+}
+
+function readOriginMap(r: Reader, limits: Limits): Map<string, number> {
+  const n = r.count(limits.maxItemsPerMessage, 2)
+  const m = new Map<string, number>()
+  for (let i = 0; i < n; i++) {
+    const o = r.string(limits.maxNameBytes)
+    m.set(o, r.varint())
+  }
+  return m
+}
+
+export function encodeMessage(m: Message): Buffer {
+  const w = new Writer(256)
+  encodeHeader(w, m.type, m)
+  switch (m.type) {
+    case MessageType.Probe:
+      w.u32(m.syncHi).u32(m.syncLo).u32(m.wmHi).u32(m.wmLo).varint(m.members.length)
+      for (const h of m.members) w.string(h.name).string(h.address)
+      break
+    case MessageType.Digest:
+      writePage(w, m.page)
+      break
+    case MessageType.DeltaDigest:
+      writePage(w, m.page)
+      writeSegments(w, m.segments)
+      break
+    case MessageType.Delta:
+      writeSegments(w, m.segments)
+      break
+    case MessageType.Push:
+      w.varint(m.hops).varint(m.prevTs).string(m.entry.origin)
+      writeEntryBody(w, m.entry)
+      break
+    case MessageType.Reset:
+      writeOriginMap(w, m.watermarks)
+      writeOriginMap(w, m.gcFloors)
+      w.varint(m.entries.length)
+      for (const e of m.entries) {
+        w.string(e.origin)
+        writeEntryBody(w, e)
+      }
+      break
+  }
+  return w.finish()
+}
+
+/**
+ * Decodes one message, bounded by `limits` (`maxBytes` is the datagram or the
+ * stream limit). Throws `DecodeError` (with a drop reason) and nothing else.
+ * Unknown trailing bytes are ignored so a newer minor revision can append fields.
+ */
+export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Message {
+  if (buf.length > maxBytes) throw new DecodeError('oversized', `message of ${buf.length} bytes exceeds ${maxBytes}`)
+  const r = new Reader(buf)
+  try {
+    if (r.u8() !== MAGIC) throw new DecodeError('bad-magic', 'not a grapevine message')
+    const version = r.u8()
+    if (version !== PROTOCOL_VERSION) throw new DecodeError('protocol-version', `protocol version ${version} is not supported`)
+    const type = r.u8()
+    const label = r.string(limits.maxLabelBytes)
+    const from = r.string(limits.maxNameBytes)
+    const fromAddress = r.string(limits.maxNameBytes)
+    if (from.length === 0) throw new DecodeError('malformed', 'empty sender name')
+    const h = { label, from, fromAddress }
+    switch (type) {
+      case MessageType.Probe: {
+        const syncHi = r.u32()
+        const syncLo = r.u32()
+        const wmHi = r.u32()
+        const wmLo = r.u32()
+        const n = r.count(16, 2)
+        const members: MemberHint[] = []
+        for (let i = 0; i < n; i++) {
+          members.push({ name: r.string(limits.maxNameBytes), address: r.string(limits.maxNameBytes) })
+        }
+        return { ...h, type, syncHi, syncLo, wmHi, wmLo, members }
+      }
+      case MessageType.Digest:
+        return { ...h, type, page: readPage(r, limits) }
+      case MessageType.DeltaDigest: {
+        const page = readPage(r, limits)
+        return { ...h, type, page, segments: readSegments(r, limits) }
+      }
+      case MessageType.Delta:
+        return { ...h, type, segments: readSegments(r, limits) }
+      case MessageType.Push: {
+        const hops = r.varint()
+        const prevTs = r.varint()
+        const origin = r.string(limits.maxNameBytes)
+        return { ...h, type, hops, prevTs, entry: readEntryBody(r, origin, limits) }
+      }
+      case MessageType.Reset: {
+        const watermarks = readOriginMap(r, limits)
+        const gcFloors = readOriginMap(r, limits)
+        const n = r.count(limits.maxItemsPerMessage, 4)
+        const entries: Entry[] = []
+        for (let i = 0; i < n; i++) {
+          const origin = r.string(limits.maxNameBytes)
+          entries.push(readEntryBody(r, origin, limits))
+        }
+        return { ...h, type, watermarks, gcFloors, entries }
+      }
+      default:
+        throw new DecodeError('unknown-type', `unknown message type ${type}`)
+    }
+  } catch (err) {
+    if (err instanceof DecodeError) throw err
+    // Buffer.toString and friends do not throw on bad UTF-8, but stay defensive:
+    // nothing but DecodeError may leave the decoder.
+    throw new DecodeError('malformed', String(err))
+  }
+}

@@ -1,0 +1,443 @@
+import { DecodeError, InvalidKeyError, ValueTooLargeError } from '../errors.js'
+import {
+  type DigestPage,
+  type Header,
+  type Message,
+  MessageType,
+  type Segment,
+  decodeMessage,
+  encodeMessage,
+  entryBodySize,
+  headerSize,
+} from '../codec/messages.js'
+import { stringSize, varintSize } from '../codec/bytes.js'
+import { ClusterState, MergeOutcome, type StateChange } from '../state/cluster-state.js'
+import { type Entry, type Value, type Version, isLiveAt } from '../state/entry.js'
+import { HybridLogicalClock, hlcFromPhysicalMs, physicalMsOf } from '../state/hlc.js'
+import type { Random } from '../util/random.js'
+import type { EngineConfig } from './config.js'
+import { Membership } from './membership.js'
+import { applySegments, deltaFor, digestPage, isBehindHorizon, openingDigestPage } from './reconciliation.js'
+import { EngineStats } from './stats.js'
+
+/** A message the driver must deliver: a datagram, or a stream (reliable, larger) transfer. */
+export interface Outgoing {
+  readonly to: string
+  readonly bytes: Buffer
+  readonly stream: boolean
+}
+
+export interface SetOptions {
+  /** Time to live: the key expires this many ms after the write, at the same instant on every node. */
+  readonly ttlMs?: number
+}
+
+/**
+ * The I/O-free gossip engine of one node.
+ *
+ * Inputs: `tick(now)`, `receive(now, from, bytes, stream)` and local calls
+ * (`set`, `delete`). Outputs: `takeOutbox()` (messages to send),
+ * `takeChanges()` (state changes to report) and `nextWakeMs()` (when to tick
+ * next). It never reads a clock, sets a timer, draws `Math.random` or touches
+ * a socket, so the same code runs under the simulator and on real sockets.
+ *
+ * It composes: `ClusterState` (the versioned map), `Membership` (whom to talk
+ * to), reconciliation (Scuttlebutt anti-entropy, push-pull) and rumor
+ * mongering (eager push of fresh writes).
+ */
+export class GossipEngine {
+  readonly state: ClusterState
+  readonly membership: Membership
+  readonly stats = new EngineStats()
+  private readonly clock = new HybridLogicalClock()
+  private outbox: Outgoing[] = []
+  private readonly header: Header
+  private readonly headerBytes: number
+  private nextRoundMs: number
+  /**
+   * This node instance's origin id, `name~generation`: the stream its writes
+   * are numbered in. A restarted node is a new origin, so it never claims
+   * (through its watermark) writes of its previous life that it no longer holds.
+   */
+  readonly origin: string
+
+  constructor(
+    readonly config: EngineConfig,
+    private readonly random: Random,
+    nowMs: number,
+  ) {
+    this.origin = originId(config.name, config.generation)
+    this.state = new ClusterState(config.tombstoneRetentionMs)
+    this.membership = new Membership(config.name, config.seeds, config.address)
+    this.header = { label: config.label, from: config.name, fromAddress: config.address }
+    this.headerBytes = headerSize(this.header)
+    // Rounds start at a random phase so nodes started together do not gossip in lockstep.
+    this.nextRoundMs = nowMs + random.next() * config.gossipIntervalMs
+  }
+
+  get name(): string {
+    return this.config.name
+  }
+
+  /** Bytes of a datagram left for the body after our header. */
+  private get bodyBudget(): number {
+    return this.config.limits.maxPacketBytes - this.headerBytes
+  }
+
+  // ---- local calls ----------------------------------------------------------
+
+  /** Writes a key; returns the new version. Throws on a bad key or value. */
+  set(nowMs: number, key: string, value: Value, options: SetOptions = {}): Version {
+    this.validateKey(key)
+    const limits = this.config.limits
+    let stored: Value
+    if (typeof value === 'string') {
+      if (Buffer.byteLength(value, 'utf8') > limits.maxValueBytes) {
+        throw new ValueTooLargeError(`value of key '${key}' exceeds maxValueBytes (${limits.maxValueBytes})`)
+      }
+      if (!isWellFormed(value)) throw new InvalidKeyError(`value of key '${key}' is not well-formed UTF-16 (lone surrogate)`)
+      stored = value
+    } else if (value instanceof Uint8Array) {
+      if (value.length > limits.maxValueBytes) {
+        throw new ValueTooLargeError(`value of key '${key}' exceeds maxValueBytes (${limits.maxValueBytes})`)
+      }
+      stored = new Uint8Array(value) // our own copy: the caller may reuse its buffer
+    } else {
+      throw new InvalidKeyError(`value of key '${key}' must be a string or a Uint8Array`)
+    }
+    let expiresAt: number | undefined
+    if (options.ttlMs !== undefined) {
+      if (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0) {
+        throw new InvalidKeyError(`ttlMs must be a positive number of milliseconds, got ${options.ttlMs}`)
+      }
+      expiresAt = Math.ceil(nowMs + options.ttlMs)
+    }
+    return this.writeLocal(nowMs, key, stored, expiresAt)
+  }
+
+  /** Deletes a key by writing a tombstone; returns its version, or undefined when the key is not live here. */
+  delete(nowMs: number, key: string): Version | undefined {
+    this.validateKey(key)
+    if (this.state.get(key, nowMs) === undefined) return undefined
+    return this.writeLocal(nowMs, key, undefined, undefined)
+  }
+
+  get(nowMs: number, key: string): Entry | undefined {
+    return this.state.get(key, nowMs)
+  }
+
+  entries(nowMs: number, prefix = ''): Entry[] {
+    return this.state.liveEntries(nowMs, prefix)
+  }
+
+  /** Hash of the live state (keys, values, versions) as of `nowMs`. */
+  stateHash(nowMs: number): string {
+    this.state.advance(nowMs)
+    return this.state.stateHash
+  }
+
+  /** Adds a peer known out of band (the simulator's pre-formed clusters, tests). */
+  addPeer(name: string, address: string): void {
+    this.membership.observe(name, address)
+  }
+
+  private validateKey(key: string): void {
+    if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError('a key must be a non-empty string')
+    const n = Buffer.byteLength(key, 'utf8')
+    if (n > this.config.limits.maxKeyBytes) {
+      throw new InvalidKeyError(`key of ${n} bytes exceeds maxKeyBytes (${this.config.limits.maxKeyBytes})`)
+    }
+    if (!isWellFormed(key)) throw new InvalidKeyError('a key must be well-formed UTF-16 (no lone surrogate)')
+  }
+
+  private writeLocal(nowMs: number, key: string, value: Value | undefined, expiresAt: number | undefined): Version {
+    this.state.advance(nowMs)
+    const prevTs = this.state.watermark(this.origin)
+    const ts = this.clock.tick(nowMs)
+    const entry: Entry = { key, value, ts, origin: this.origin, expiresAt }
+    this.state.merge(entry, nowMs)
+    // Our own writes are contiguous by construction.
+    this.state.raiseWatermark(this.origin, ts)
+    if (this.config.eagerPush) this.push(entry, prevTs, this.pushHops(), undefined)
+    return { ts, origin: this.origin }
+  }
+
+  // ---- rumor mongering ------------------------------------------------------
+
+  /** ceil(log_fanout(N)) + 1 hops reach the whole cluster with high probability; anti-entropy mends the rest. */
+  private pushHops(): number {
+    if (this.config.pushHops !== undefined) return this.config.pushHops
+    const n = this.membership.size + 1
+    const base = Math.max(2, this.config.fanout)
+    return Math.ceil(Math.log(n) / Math.log(base)) + 1
+  }
+
+  private push(entry: Entry, prevTs: number, hops: number, exclude: string | undefined): void {
+    // A write too large for a datagram is left to anti-entropy, which streams it.
+    if (entryBodySize(entry) + stringSize(entry.origin) + 2 * varintSize(entry.ts) + 2 > this.bodyBudget) return
+    const bytes = encodeMessage({ ...this.header, type: MessageType.Push, hops, prevTs, entry })
+    for (const to of this.membership.pickAddresses(this.config.fanout, this.random, exclude)) {
+      this.send(to, bytes, MessageType.Push, false)
+      this.stats.pushesSent++
+    }
+  }
+
+  // ---- time -----------------------------------------------------------------
+
+  /** Runs what is due at `nowMs`: expiry, collection, and the gossip round. */
+  tick(nowMs: number): void {
+    this.state.advance(nowMs)
+    if (nowMs >= this.nextRoundMs) {
+      this.gossipRound()
+      this.nextRoundMs += this.config.gossipIntervalMs
+      // After a stall, do not replay missed rounds in a burst.
+      if (this.nextRoundMs <= nowMs) this.nextRoundMs = nowMs + this.config.gossipIntervalMs
+    }
+  }
+
+  /** When the engine next needs `tick`. */
+  nextWakeMs(): number {
+    const due = this.state.nextDueMs()
+    return due === undefined ? this.nextRoundMs : Math.min(due, this.nextRoundMs)
+  }
+
+  /** One anti-entropy round: a fingerprint probe to `fanout` random peers. */
+  private gossipRound(): void {
+    const sync = this.state.syncFingerprint
+    const wm = this.state.watermarkFingerprint
+    const hint = this.membership.randomHint(this.random)
+    const bytes = encodeMessage({
+      ...this.header,
+      type: MessageType.Probe,
+      syncHi: sync.hi,
+      syncLo: sync.lo,
+      wmHi: wm.hi,
+      wmLo: wm.lo,
+      members: hint === undefined ? [] : [{ name: hint.name, address: hint.address }],
+    })
+    for (const to of this.membership.pickAddresses(this.config.fanout, this.random)) {
+      this.send(to, bytes, MessageType.Probe, false)
+      this.stats.probesSent++
+    }
+  }
+
+  // ---- network --------------------------------------------------------------
+
+  takeOutbox(): Outgoing[] {
+    if (this.outbox.length === 0) return []
+    const out = this.outbox
+    this.outbox = []
+    return out
+  }
+
+  takeChanges(): StateChange[] {
+    return this.state.takeChanges()
+  }
+
+  private send(to: string, bytes: Buffer, type: MessageType, stream: boolean): void {
+    this.outbox.push({ to, bytes, stream })
+    this.stats.sent(type, bytes.length, stream)
+  }
+
+  /** The highest timestamp we accept from others: our clock plus the allowed drift. */
+  private maxAcceptableTs(nowMs: number): number {
+    return hlcFromPhysicalMs(Math.max(nowMs, physicalMsOf(this.clock.latest)) + this.config.maxClockDriftMs)
+  }
+
+  /**
+   * Handles inbound bytes. Nothing in them can make this throw: undecodable
+   * input is dropped and counted by reason.
+   */
+  receive(nowMs: number, fromAddress: string, bytes: Buffer, stream: boolean): void {
+    const limits = this.config.limits
+    if (stream) {
+      this.stats.streamsIn++
+      this.stats.streamBytesIn += bytes.length
+    } else {
+      this.stats.messagesIn++
+      this.stats.bytesIn += bytes.length
+    }
+    let msg: Message
+    try {
+      msg = decodeMessage(bytes, limits, stream ? limits.maxStreamBytes : limits.maxPacketBytes)
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        this.stats.drop(err.reason)
+        return
+      }
+      throw err
+    }
+    if (msg.label !== this.config.label) {
+      this.stats.drop('label-mismatch')
+      return
+    }
+    if (msg.from === this.name) return // our own message looped back (a seed that is ourselves)
+    const replyTo = msg.fromAddress.length > 0 ? msg.fromAddress : fromAddress
+    this.membership.observe(msg.from, replyTo)
+    this.state.advance(nowMs)
+    switch (msg.type) {
+      case MessageType.Probe:
+        for (const m of msg.members) this.membership.observe(m.name, m.address)
+        this.onProbe(msg.syncHi, msg.syncLo, msg.wmHi, msg.wmLo, replyTo)
+        break
+      case MessageType.Digest:
+        this.onDigest(nowMs, msg.page, replyTo)
+        break
+      case MessageType.DeltaDigest:
+        this.onDeltaDigest(nowMs, msg.page, msg.segments, replyTo)
+        break
+      case MessageType.Delta:
+        this.applyDelta(nowMs, msg.segments)
+        break
+      case MessageType.Push:
+        this.onPush(nowMs, msg.entry, msg.prevTs, msg.hops, msg.from)
+        break
+      case MessageType.Reset:
+        this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors)
+        break
+    }
+  }
+
+  /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */
+  private onProbe(syncHi: number, syncLo: number, wmHi: number, wmLo: number, replyTo: string): void {
+    if (this.state.syncFingerprint.equals(syncHi, syncLo) && this.state.watermarkFingerprint.equals(wmHi, wmLo)) return
+    this.stats.reconciliations++
+    const page = openingDigestPage(this.state, this.bodyBudget, this.random)
+    this.send(replyTo, encodeMessage({ ...this.header, type: MessageType.Digest, page }), MessageType.Digest, false)
+  }
+
+  /** Leg 2 at the initiator: the responder's digest. Send what it lacks, and our digest of the same range. */
+  private onDigest(_nowMs: number, page: DigestPage, replyTo: string): void {
+    if (isBehindHorizon(this.state, page)) {
+      this.sendReset(replyTo)
+      return
+    }
+    // Our digest takes at most half the datagram; the delta fills the rest.
+    const ourPage = digestPage(this.state, page.start, page.end, Math.floor(this.bodyBudget / 2))
+    const used = encodeMessage({ ...this.header, type: MessageType.DeltaDigest, page: ourPage, segments: [] }).length
+    const { segments, viaStream } = this.planDelta(page, this.config.limits.maxPacketBytes - used)
+    if (viaStream !== undefined) this.send(replyTo, viaStream, MessageType.Delta, true)
+    const bytes = encodeMessage({ ...this.header, type: MessageType.DeltaDigest, page: ourPage, segments })
+    this.send(replyTo, bytes, MessageType.DeltaDigest, false)
+  }
+
+  /** Leg 3 at the responder: apply the initiator's delta, answer with what it lacks. */
+  private onDeltaDigest(nowMs: number, page: DigestPage, segments: readonly Segment[], replyTo: string): void {
+    if (isBehindHorizon(this.state, page)) {
+      // Its delta may carry values that a collected tombstone deleted: do not apply it.
+      this.sendReset(replyTo)
+      return
+    }
+    this.applyDelta(nowMs, segments)
+    const budget = this.bodyBudget - 1
+    const { segments: ours, viaStream } = this.planDelta(page, budget)
+    if (viaStream !== undefined) {
+      this.send(replyTo, viaStream, MessageType.Delta, true)
+    } else if (ours.length > 0) {
+      this.send(replyTo, encodeMessage({ ...this.header, type: MessageType.Delta, segments: ours }), MessageType.Delta, false)
+    }
+  }
+
+  /**
+   * The delta for a peer's page: in the datagram when it fits; cut at the
+   * datagram when it is small enough to finish in a few rounds; otherwise (or
+   * when one value is larger than a datagram) in one stream message, up to the
+   * stream limit.
+   */
+  private planDelta(page: DigestPage, datagramBudget: number): { segments: Segment[]; viaStream: Buffer | undefined } {
+    const small = deltaFor(this.state, page, datagramBudget, this.random)
+    if (!small.truncated) return { segments: small.segments, viaStream: undefined }
+    const streamBudget = this.config.limits.maxStreamBytes - this.headerBytes - 16
+    const big = deltaFor(this.state, page, streamBudget, this.random)
+    if (big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) {
+      return { segments: small.segments, viaStream: undefined }
+    }
+    const bytes = encodeMessage({ ...this.header, type: MessageType.Delta, segments: big.segments })
+    return { segments: [], viaStream: bytes }
+  }
+
+  private applyDelta(nowMs: number, segments: readonly Segment[]): void {
+    const result = applySegments(this.state, segments, nowMs, this.maxAcceptableTs(nowMs), (e) => this.clock.observe(e.ts))
+    this.stats.entriesApplied += result.applied
+    if (result.refused > 0) this.stats.drop('clock-drift', result.refused)
+  }
+
+  private sendReset(to: string): void {
+    const state = this.state
+    const watermarks = new Map<string, number>()
+    const gcFloors = new Map<string, number>()
+    for (const o of state.origins()) {
+      const wm = state.watermark(o)
+      if (wm > 0) watermarks.set(o, wm)
+      const floor = state.gcFloor(o)
+      if (floor > 0) gcFloors.set(o, floor)
+    }
+    const bytes = encodeMessage({ ...this.header, type: MessageType.Reset, watermarks, gcFloors, entries: [...state.allEntries()] })
+    if (bytes.length > this.config.limits.maxStreamBytes) {
+      this.stats.resetsTooLarge++
+      return
+    }
+    this.send(to, bytes, MessageType.Reset, true)
+    this.stats.resetsSent++
+  }
+
+  private onReset(nowMs: number, entries: Entry[], watermarks: Map<string, number>, gcFloors: Map<string, number>): void {
+    const maxTs = this.maxAcceptableTs(nowMs)
+    const accepted = entries.filter((e) => e.ts <= maxTs)
+    if (accepted.length < entries.length) this.stats.drop('clock-drift', entries.length - accepted.length)
+    for (const [o, ts] of watermarks) if (ts > maxTs) watermarks.delete(o)
+    for (const [o, ts] of gcFloors) if (ts > maxTs) gcFloors.delete(o)
+    for (const e of accepted) this.clock.observe(e.ts)
+    this.state.reset(accepted, watermarks, gcFloors, nowMs)
+    this.stats.resetsReceived++
+  }
+
+  private onPush(nowMs: number, entry: Entry, prevTs: number, hops: number, from: string): void {
+    if (entry.ts > this.maxAcceptableTs(nowMs)) {
+      this.stats.drop('clock-drift')
+      return
+    }
+    // A push older than the retention may be a value whose tombstone we have
+    // already collected; only anti-entropy, which checks horizons, may bring it.
+    if (physicalMsOf(entry.ts) + this.config.tombstoneRetentionMs <= nowMs) {
+      this.stats.drop('past-horizon')
+      return
+    }
+    this.clock.observe(entry.ts)
+    if (this.state.merge(entry, nowMs) !== MergeOutcome.Applied) return
+    this.stats.entriesApplied++
+    // The origin's previous write is the link: if we hold everything up to it, we now hold up to this one.
+    if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, entry.ts)
+    if (hops > 0) this.push(entry, prevTs, hops - 1, from)
+  }
+
+  /** Whether the entry is live (for drivers that need it). */
+  isLive(entry: Entry, nowMs: number): boolean {
+    return isLiveAt(entry, nowMs)
+  }
+}
+
+function isWellFormed(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1)
+      if (!(d >= 0xdc00 && d <= 0xdfff)) return false
+      i++
+    } else if (c >= 0xdc00 && c <= 0xdfff) {
+      return false
+    }
+  }
+  return true
+}
+
+/** The origin id of a node instance: its name and its generation (start time, base 36). */
+export function originId(name: string, generation: number): string {
+  return `${name}~${generation.toString(36)}`
+}
+
+/** The node name inside an origin id. */
+export function originNodeName(origin: string): string {
+  const i = origin.lastIndexOf('~')
+  return i < 0 ? origin : origin.slice(0, i)
+}

@@ -1,0 +1,194 @@
+/**
+ * Scuttlebutt anti-entropy (van Renesse et al., "Efficient Reconciliation and
+ * Flow Control for Anti-Entropy Protocols", 2008), adapted to one cluster-wide
+ * key space: entries are grouped by the origin that wrote them, a digest is a
+ * watermark per origin, and a delta carries, per origin, the entries above the
+ * peer's watermark in timestamp order. Cutting a delta anywhere leaves a valid
+ * prefix per origin, so a delta cut at the packet limit is simply continued in
+ * a later round.
+ *
+ * These are pure functions over `ClusterState`; the engine decides when to
+ * call them and what to send.
+ */
+import type { DigestPage, Segment } from '../codec/messages.js'
+import { digestRowSize, entryBodySize, pageSizeOverhead, segmentOverhead } from '../codec/messages.js'
+import { type ClusterState, MergeOutcome } from '../state/cluster-state.js'
+import type { Entry } from '../state/entry.js'
+import { type Random, randomInt } from '../util/random.js'
+
+export function inRange(origin: string, start: string, end: string | undefined): boolean {
+  return origin >= start && (end === undefined || origin < end)
+}
+
+/** Index of the first origin >= `start` in the sorted list. */
+function lowerBound(sorted: readonly string[], start: string): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (sorted[mid]! < start) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * Our digest for the name range starting at `start` (at most up to `end`), cut
+ * to `budget` bytes: the page's end is then the first origin left out, so the
+ * page still says exactly which origins it covers.
+ */
+export function digestPage(state: ClusterState, start: string, end: string | undefined, budget: number): DigestPage {
+  const origins = state.origins()
+  const rows = new Map<string, number>()
+  let used = pageSizeOverhead(start, end)
+  let pageEnd = end
+  for (let i = lowerBound(origins, start); i < origins.length; i++) {
+    const o = origins[i]!
+    if (end !== undefined && o >= end) break
+    const wm = state.watermark(o)
+    const size = digestRowSize(o, wm)
+    // Reserve room for the end bound we would have to add when cutting here.
+    if (used + size + digestRowSize(o, 0) > budget) {
+      pageEnd = o
+      break
+    }
+    rows.set(o, wm)
+    used += size
+  }
+  return { start, end: pageEnd, rows }
+}
+
+/**
+ * A digest page to open a reconciliation: all origins if they fit, else a
+ * window starting at a random origin, so successive rounds cover the whole
+ * name space.
+ */
+export function openingDigestPage(state: ClusterState, budget: number, random: Random): DigestPage {
+  const full = digestPage(state, '', undefined, budget)
+  if (full.end === undefined) return full
+  const origins = state.origins()
+  const start = origins[randomInt(random, origins.length)]!
+  return digestPage(state, start, undefined, budget)
+}
+
+/**
+ * Whether the peer is behind our tombstone-collection horizon for some origin
+ * in its page: it has not seen a write of that origin that we have already
+ * collected (a tombstone, or an expired entry), so it may hold a value that
+ * write deleted. Such a peer must be reset by a full transfer, not patched.
+ */
+export function isBehindHorizon(state: ClusterState, page: DigestPage): boolean {
+  const origins = state.origins()
+  for (let i = lowerBound(origins, page.start); i < origins.length; i++) {
+    const o = origins[i]!
+    if (page.end !== undefined && o >= page.end) break
+    const floor = state.gcFloor(o)
+    if (floor > 0 && (page.rows.get(o) ?? 0) < floor) return true
+  }
+  return false
+}
+
+export interface Delta {
+  readonly segments: Segment[]
+  /** Encoded size of the segments (without the count prefix). */
+  readonly bytes: number
+  /** Some needed entries did not fit the budget. */
+  readonly truncated: boolean
+  /** The budget was too small for even one needed entry (a value larger than a datagram). */
+  readonly blockedByLargeEntry: boolean
+  readonly entryCount: number
+}
+
+/**
+ * What the peer lacks among the origins of its page, within `budget` bytes.
+ * Origins are visited from a random one onwards so that a cut delta does not
+ * starve the same origins round after round.
+ *
+ * `upTo` of a segment is the watermark we vouch for: our own watermark when
+ * the segment holds all our entries above the peer's, else the last entry sent
+ * (never above our watermark: entries we hold beyond it came by eager push and
+ * prove nothing about what lies between).
+ */
+export function deltaFor(state: ClusterState, page: DigestPage, budget: number, random: Random): Delta {
+  const origins = state.origins()
+  const first = lowerBound(origins, page.start)
+  let last = origins.length
+  if (page.end !== undefined) last = lowerBound(origins, page.end)
+  const n = last - first
+  const segments: Segment[] = []
+  let used = 0
+  let truncated = false
+  let blocked = false
+  let entryCount = 0
+  if (n <= 0) return { segments, bytes: 0, truncated, blockedByLargeEntry: false, entryCount }
+  const offset = randomInt(random, n)
+  for (let k = 0; k < n && !truncated; k++) {
+    const origin = origins[first + ((offset + k) % n)]!
+    const peerWm = page.rows.get(origin) ?? 0
+    const ourWm = state.watermark(origin)
+    const entries: Entry[] = []
+    const overhead = segmentOverhead(origin, ourWm)
+    if (used + overhead > budget) {
+      truncated = true
+      break
+    }
+    let segUsed = overhead
+    let complete = true
+    for (const e of state.entriesAfter(origin, peerWm)) {
+      const size = entryBodySize(e)
+      if (used + segUsed + size > budget) {
+        complete = false
+        truncated = true
+        if (entries.length === 0 && segUsed + size > budget) blocked = true
+        break
+      }
+      entries.push(e)
+      segUsed += size
+    }
+    let upTo = complete ? ourWm : Math.min(entries[entries.length - 1]?.ts ?? 0, ourWm)
+    if (upTo <= peerWm) upTo = 0
+    if (entries.length === 0 && upTo === 0) continue
+    segments.push({ origin, upTo, entries })
+    used += segUsed
+    entryCount += entries.length
+  }
+  return { segments, bytes: used, truncated, blockedByLargeEntry: blocked, entryCount }
+}
+
+export interface ApplyResult {
+  applied: number
+  refused: number
+}
+
+/**
+ * Applies segments in order. Entries with ts above `maxTs` (our clock plus
+ * the allowed drift) are refused; a refused entry ends its segment without
+ * raising the watermark: what follows it was not validated, so the origin's
+ * prefix stops there and a later exchange sends the rest again.
+ */
+export function applySegments(
+  state: ClusterState,
+  segments: readonly Segment[],
+  nowMs: number,
+  maxTs: number,
+  onAccepted: (e: Entry) => void,
+): ApplyResult {
+  const result = { applied: 0, refused: 0 }
+  for (const seg of segments) {
+    let ok = true
+    let prevTs = 0
+    for (const e of seg.entries) {
+      // Entries of a segment must rise; anything else is a broken or hostile sender.
+      if (e.ts <= prevTs || e.ts > maxTs) {
+        ok = false
+        result.refused++
+        break
+      }
+      prevTs = e.ts
+      onAccepted(e)
+      if (state.merge(e, nowMs) === MergeOutcome.Applied) result.applied++
+    }
+    if (ok && seg.upTo > 0 && seg.upTo >= prevTs && seg.upTo <= maxTs) state.raiseWatermark(seg.origin, seg.upTo)
+  }
+  return result
+}

@@ -1,0 +1,68 @@
+/**
+ * Errors carry a stable `code` (GV_ERR_*) so callers branch on the code, not
+ * on the message; messages say what to do.
+ */
+export class GrapevineError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'GrapevineError'
+    this.code = code
+  }
+}
+
+/** A configuration option is missing, of the wrong type or out of range. */
+export class ConfigError extends GrapevineError {
+  readonly option: string
+  constructor(option: string, message: string) {
+    super('GV_ERR_CONFIG', `invalid option '${option}': ${message}`)
+    this.name = 'ConfigError'
+    this.option = option
+  }
+}
+
+/** A key or value broke the configured limits (size, encoding). */
+export class InvalidKeyError extends GrapevineError {
+  constructor(message: string) {
+    super('GV_ERR_INVALID_KEY', message)
+    this.name = 'InvalidKeyError'
+  }
+}
+
+export class ValueTooLargeError extends GrapevineError {
+  constructor(message: string) {
+    super('GV_ERR_VALUE_TOO_LARGE', message)
+    this.name = 'ValueTooLargeError'
+  }
+}
+
+/** The node was stopped; the call cannot be served. */
+export class StoppedError extends GrapevineError {
+  constructor() {
+    super('GV_ERR_STOPPED', 'the node is stopped')
+    this.name = 'StoppedError'
+  }
+}
+
+/** Input bytes that do not decode. `reason` is a stable drop-counter label. */
+export class DecodeError extends GrapevineError {
+  readonly reason: DropReason
+  constructor(reason: DropReason, message: string) {
+    super('GV_ERR_DECODE', message)
+    this.name = 'DecodeError'
+    this.reason = reason
+  }
+}
+
+/** Why an inbound message (or part of one) was dropped; each is a counter. */
+export type DropReason =
+  | 'truncated'
+  | 'oversized'
+  | 'bad-magic'
+  | 'protocol-version'
+  | 'unknown-type'
+  | 'label-mismatch'
+  | 'malformed'
+  | 'limit-exceeded'
+  | 'clock-drift'
+  | 'past-horizon'

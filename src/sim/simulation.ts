@@ -1,0 +1,249 @@
+import { type EngineConfig, engineConfig } from '../engine/config.js'
+import { GossipEngine, type SetOptions } from '../engine/engine.js'
+import type { StateChange } from '../state/cluster-state.js'
+import type { Value, Version } from '../state/entry.js'
+import { MinHeap } from '../util/heap.js'
+import { SeededRandom } from '../util/random.js'
+import { SimNetwork } from './network.js'
+
+export interface SimNode {
+  readonly index: number
+  readonly name: string
+  readonly address: string
+  engine: GossipEngine
+  up: boolean
+  generation: number
+  /** Token of the tick event currently scheduled; older tick events are stale. */
+  wakeToken: number
+  wakeAt: number
+}
+
+export interface SimulationOptions {
+  /** Seed of every random choice of the run: the same seed replays the same run. */
+  readonly seed: number
+  /** Virtual wall-clock time at the start (ms since the epoch). */
+  readonly startMs?: number
+  /** Engine settings shared by all nodes (name, address and generation are set per node). */
+  readonly engine?: Partial<Omit<EngineConfig, 'name' | 'address' | 'generation'>>
+}
+
+type SimEvent =
+  | { kind: 'tick'; node: SimNode; token: number }
+  | { kind: 'deliver'; from: SimNode; to: SimNode; bytes: Buffer; stream: boolean; generation: number }
+  | { kind: 'call'; fn: () => void }
+
+/** Virtual start time used unless given: 2026-01-01T00:00:00Z. */
+export const DEFAULT_SIM_START_MS = 1_767_225_600_000
+
+/**
+ * A deterministic discrete-event simulation of a cluster running the real
+ * engine: a virtual clock, one seeded random source, and `SimNetwork` for
+ * every byte between nodes. Nothing is modelled: each node is a
+ * `GossipEngine` exactly as the real runtime drives it.
+ */
+export class Simulation {
+  readonly random: SeededRandom
+  readonly network: SimNetwork
+  readonly nodes: SimNode[] = []
+  readonly seed: number
+  private readonly queue = new MinHeap<SimEvent>()
+  private readonly byAddress = new Map<string, SimNode>()
+  private readonly engineOptions: SimulationOptions['engine']
+  now: number
+  /** Called for every visible change on every node. */
+  onChange: ((node: SimNode, change: StateChange, now: number) => void) | undefined
+  /** Events processed so far (for progress and performance figures). */
+  eventsProcessed = 0
+
+  constructor(options: SimulationOptions) {
+    this.seed = options.seed
+    this.random = new SeededRandom(options.seed)
+    this.now = options.startMs ?? DEFAULT_SIM_START_MS
+    this.engineOptions = options.engine
+    const maxPacketBytes = options.engine?.limits?.maxPacketBytes ?? 1400
+    this.network = new SimNetwork(this.random.fork(), maxPacketBytes)
+  }
+
+  /** Adds a node. `seeds` defaults to the first node's address. */
+  addNode(options: { name?: string; seeds?: readonly string[] } = {}): SimNode {
+    const index = this.nodes.length
+    const name = options.name ?? `n${index}`
+    const address = `sim:${index}`
+    const generation = 1
+    const seeds = options.seeds ?? (this.nodes.length > 0 ? [this.nodes[0]!.address] : [])
+    const engine = this.makeEngine(name, address, generation, seeds)
+    const node: SimNode = { index, name, address, engine, up: true, generation, wakeToken: 0, wakeAt: Infinity }
+    this.nodes.push(node)
+    this.byAddress.set(address, node)
+    this.network.ensureNode(index)
+    this.schedule(node)
+    return node
+  }
+
+  private makeEngine(name: string, address: string, generation: number, seeds: readonly string[]): GossipEngine {
+    const config = engineConfig({ ...this.engineOptions, name, address, generation, seeds })
+    return new GossipEngine(config, this.random.fork(), this.now)
+  }
+
+  /**
+   * Adds `n` nodes that already know each other (a formed cluster), so that
+   * dissemination is measured apart from discovery.
+   */
+  addCluster(n: number): SimNode[] {
+    const added: SimNode[] = []
+    for (let i = 0; i < n; i++) added.push(this.addNode({ seeds: [] }))
+    const all = this.nodes
+    for (const a of added) {
+      for (const b of all) if (a !== b) a.engine.addPeer(b.name, b.address)
+      for (const b of all) if (!added.includes(b)) b.engine.addPeer(a.name, a.address)
+    }
+    return added
+  }
+
+  /** Runs `fn` at virtual time `atMs`. */
+  at(atMs: number, fn: () => void): void {
+    this.queue.push(Math.max(atMs, this.now), { kind: 'call', fn })
+  }
+
+  /** Processes events up to and including `untilMs`, then sets the clock to it. */
+  runUntil(untilMs: number): void {
+    const q = this.queue
+    for (;;) {
+      const at = q.peekPriority()
+      if (at === undefined || at > untilMs) break
+      const ev = q.pop()!
+      this.now = at
+      this.eventsProcessed++
+      this.handle(ev)
+    }
+    if (untilMs > this.now) this.now = untilMs
+  }
+
+  runFor(ms: number): void {
+    this.runUntil(this.now + ms)
+  }
+
+  /**
+   * Runs until `done()` holds (checked every `stepMs`) or `maxMs` passes.
+   * Returns the virtual time it took, or undefined if it never held.
+   */
+  runUntilTrue(done: () => boolean, maxMs: number, stepMs = 100): number | undefined {
+    const start = this.now
+    while (this.now - start <= maxMs) {
+      if (done()) return this.now - start
+      this.runFor(stepMs)
+    }
+    return done() ? this.now - start : undefined
+  }
+
+  private handle(ev: SimEvent): void {
+    switch (ev.kind) {
+      case 'tick': {
+        const node = ev.node
+        if (!node.up || ev.token !== node.wakeToken) return
+        node.wakeAt = Infinity
+        node.engine.tick(this.now)
+        this.flush(node)
+        return
+      }
+      case 'deliver': {
+        const to = ev.to
+        // A message to a crashed node, or to the previous life of a restarted one, is lost.
+        if (!to.up || to.generation !== ev.generation) return
+        to.engine.receive(this.now, ev.from.address, ev.bytes, ev.stream)
+        this.flush(to)
+        return
+      }
+      case 'call':
+        ev.fn()
+        return
+    }
+  }
+
+  /** Sends what the engine queued, reports its changes, and reschedules its tick. */
+  private flush(node: SimNode): void {
+    const engine = node.engine
+    for (const out of engine.takeOutbox()) {
+      const to = this.byAddress.get(out.to)
+      if (to === undefined) continue
+      for (const delay of this.network.route(node.index, to.index, out.bytes.length, out.stream)) {
+        this.queue.push(this.now + delay, {
+          kind: 'deliver',
+          from: node,
+          to,
+          bytes: out.bytes,
+          stream: out.stream,
+          generation: to.generation,
+        })
+      }
+    }
+    const changes = engine.takeChanges()
+    if (changes.length > 0 && this.onChange !== undefined) {
+      for (const c of changes) this.onChange(node, c, this.now)
+    }
+    this.schedule(node)
+  }
+
+  private schedule(node: SimNode): void {
+    if (!node.up) return
+    const at = Math.max(node.engine.nextWakeMs(), this.now)
+    if (at >= node.wakeAt) return
+    node.wakeAt = at
+    node.wakeToken++
+    this.queue.push(at, { kind: 'tick', node, token: node.wakeToken })
+  }
+
+  // ---- operations on nodes (each flushes what the engine produced) ----------
+
+  set(node: SimNode, key: string, value: Value, options?: SetOptions): Version {
+    const v = node.engine.set(this.now, key, value, options)
+    this.flush(node)
+    return v
+  }
+
+  delete(node: SimNode, key: string): Version | undefined {
+    const v = node.engine.delete(this.now, key)
+    this.flush(node)
+    return v
+  }
+
+  /** Stops a node abruptly: it neither sends nor receives until restarted. */
+  crash(node: SimNode): void {
+    node.up = false
+    node.wakeAt = Infinity
+    node.wakeToken++
+  }
+
+  /** Brings a crashed or partitioned-away node back with its state intact (a process that was paused or cut off). */
+  resume(node: SimNode): void {
+    if (node.up) return
+    node.up = true
+    this.schedule(node)
+  }
+
+  /** Restarts a node as a new process: a new generation with empty state that knows its old peers' seeds. */
+  restart(node: SimNode, seeds: readonly string[] = [this.nodes[0]!.address]): void {
+    node.generation++
+    node.engine = this.makeEngine(node.name, node.address, node.generation, seeds)
+    node.up = true
+    node.wakeAt = Infinity
+    node.wakeToken++
+    this.schedule(node)
+  }
+
+  liveNodes(): SimNode[] {
+    return this.nodes.filter((n) => n.up)
+  }
+
+  /** Whether every live node reports the same state hash. */
+  converged(): boolean {
+    let hash: string | undefined
+    for (const n of this.nodes) {
+      if (!n.up) continue
+      const h = n.engine.stateHash(this.now)
+      if (hash === undefined) hash = h
+      else if (h !== hash) return false
+    }
+    return true
+  }
+}
