@@ -42,7 +42,10 @@ export const ENGINE_DEFAULTS = {
   limits: DEFAULT_LIMITS,
 }
 
-export function engineConfig(partial: Partial<EngineConfig> & Pick<EngineConfig, 'name' | 'address' | 'generation'>): EngineConfig {
+export type EngineConfigInput = Partial<Omit<EngineConfig, 'limits'>> &
+  Pick<EngineConfig, 'name' | 'address' | 'generation'> & { limits?: Partial<Limits> }
+
+export function engineConfig(partial: EngineConfigInput): EngineConfig {
   return {
     ...ENGINE_DEFAULTS,
     ...partial,

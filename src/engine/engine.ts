@@ -284,16 +284,16 @@ export class GossipEngine {
         this.onDigest(nowMs, msg.page, replyTo)
         break
       case MessageType.DeltaDigest:
-        this.onDeltaDigest(nowMs, msg.page, msg.segments, replyTo)
+        this.onDeltaDigest(nowMs, msg.page, msg.segments, replyTo, msg.from)
         break
       case MessageType.Delta:
-        this.applyDelta(nowMs, msg.segments)
+        this.applyDelta(nowMs, msg.segments, msg.from)
         break
       case MessageType.Push:
         this.onPush(nowMs, msg.entry, msg.prevTs, msg.hops, msg.from)
         break
       case MessageType.Reset:
-        this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors)
+        this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors, msg.from)
         break
     }
   }
@@ -322,13 +322,13 @@ export class GossipEngine {
   }
 
   /** Leg 3 at the responder: apply the initiator's delta, answer with what it lacks. */
-  private onDeltaDigest(nowMs: number, page: DigestPage, segments: readonly Segment[], replyTo: string): void {
+  private onDeltaDigest(nowMs: number, page: DigestPage, segments: readonly Segment[], replyTo: string, from: string): void {
     if (isBehindHorizon(this.state, page)) {
       // Its delta may carry values that a collected tombstone deleted: do not apply it.
       this.sendReset(replyTo)
       return
     }
-    this.applyDelta(nowMs, segments)
+    this.applyDelta(nowMs, segments, from)
     const budget = this.bodyBudget - 1
     const { segments: ours, viaStream } = this.planDelta(page, budget)
     if (viaStream !== undefined) {
@@ -356,8 +356,8 @@ export class GossipEngine {
     return { segments: [], viaStream: bytes }
   }
 
-  private applyDelta(nowMs: number, segments: readonly Segment[]): void {
-    const result = applySegments(this.state, segments, nowMs, this.maxAcceptableTs(nowMs), (e) => this.clock.observe(e.ts))
+  private applyDelta(nowMs: number, segments: readonly Segment[], from: string): void {
+    const result = applySegments(this.state, segments, nowMs, this.maxAcceptableTs(nowMs), (e) => this.clock.observe(e.ts), from)
     this.stats.entriesApplied += result.applied
     if (result.refused > 0) this.stats.drop('clock-drift', result.refused)
   }
@@ -381,14 +381,14 @@ export class GossipEngine {
     this.stats.resetsSent++
   }
 
-  private onReset(nowMs: number, entries: Entry[], watermarks: Map<string, number>, gcFloors: Map<string, number>): void {
+  private onReset(nowMs: number, entries: Entry[], watermarks: Map<string, number>, gcFloors: Map<string, number>, from: string): void {
     const maxTs = this.maxAcceptableTs(nowMs)
     const accepted = entries.filter((e) => e.ts <= maxTs)
     if (accepted.length < entries.length) this.stats.drop('clock-drift', entries.length - accepted.length)
     for (const [o, ts] of watermarks) if (ts > maxTs) watermarks.delete(o)
     for (const [o, ts] of gcFloors) if (ts > maxTs) gcFloors.delete(o)
     for (const e of accepted) this.clock.observe(e.ts)
-    this.state.reset(accepted, watermarks, gcFloors, nowMs)
+    this.state.reset(accepted, watermarks, gcFloors, nowMs, from)
     this.stats.resetsReceived++
   }
 
@@ -404,7 +404,7 @@ export class GossipEngine {
       return
     }
     this.clock.observe(entry.ts)
-    if (this.state.merge(entry, nowMs) !== MergeOutcome.Applied) return
+    if (this.state.merge(entry, nowMs, from) !== MergeOutcome.Applied) return
     this.stats.entriesApplied++
     // The origin's previous write is the link: if we hold everything up to it, we now hold up to this one.
     if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, entry.ts)

@@ -172,6 +172,7 @@ export function applySegments(
   nowMs: number,
   maxTs: number,
   onAccepted: (e: Entry) => void,
+  source?: string,
 ): ApplyResult {
   const result = { applied: 0, refused: 0 }
   for (const seg of segments) {
@@ -186,7 +187,7 @@ export function applySegments(
       }
       prevTs = e.ts
       onAccepted(e)
-      if (state.merge(e, nowMs) === MergeOutcome.Applied) result.applied++
+      if (state.merge(e, nowMs, source) === MergeOutcome.Applied) result.applied++
     }
     if (ok && seg.upTo > 0 && seg.upTo >= prevTs && seg.upTo <= maxTs) state.raiseWatermark(seg.origin, seg.upTo)
   }

@@ -1,4 +1,4 @@
-import { type EngineConfig, engineConfig } from '../engine/config.js'
+import { type EngineConfigInput, engineConfig } from '../engine/config.js'
 import { GossipEngine, type SetOptions } from '../engine/engine.js'
 import type { StateChange } from '../state/cluster-state.js'
 import type { Value, Version } from '../state/entry.js'
@@ -24,7 +24,7 @@ export interface SimulationOptions {
   /** Virtual wall-clock time at the start (ms since the epoch). */
   readonly startMs?: number
   /** Engine settings shared by all nodes (name, address and generation are set per node). */
-  readonly engine?: Partial<Omit<EngineConfig, 'name' | 'address' | 'generation'>>
+  readonly engine?: Omit<EngineConfigInput, 'name' | 'address' | 'generation'>
 }
 
 type SimEvent =

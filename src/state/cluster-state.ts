@@ -11,6 +11,8 @@ export interface StateChange {
   readonly version: Version
   readonly expiresAt: number | undefined
   readonly previous: { readonly value: Value; readonly version: Version } | undefined
+  /** The peer whose message brought the change; undefined for local writes, expiry and collection. */
+  readonly source: string | undefined
 }
 
 /** Outcome of merging one entry. */
@@ -185,7 +187,7 @@ export class ClusterState {
    * order and duplication of merges gives the same state). Live-value changes
    * are queued for `takeChanges`.
    */
-  merge(entry: Entry, nowMs: number): MergeOutcome {
+  merge(entry: Entry, nowMs: number, source?: string): MergeOutcome {
     const prev = this.entries.get(entry.key)
     if (prev !== undefined && compareVersions(prev.entry, entry) >= 0) return MergeOutcome.Stale
     // An entry that is already due for collection carries no information a
@@ -223,6 +225,7 @@ export class ClusterState {
         version: { ts: entry.ts, origin: entry.origin },
         expiresAt: entry.expiresAt,
         previous,
+        source,
       })
     }
     return MergeOutcome.Applied
@@ -282,6 +285,7 @@ export class ClusterState {
         version: { ts: slot.entry.ts, origin: slot.entry.origin },
         expiresAt: slot.entry.expiresAt,
         previous: { value: slot.entry.value!, version: slot.entry },
+        source: undefined,
       })
     }
     for (;;) {
@@ -349,6 +353,7 @@ export class ClusterState {
     peerWatermarks: ReadonlyMap<string, number>,
     peerGcFloors: ReadonlyMap<string, number>,
     nowMs: number,
+    source?: string,
   ): void {
     const peerKeys = new Set<string>()
     for (const e of peerEntries) peerKeys.add(e.key)
@@ -364,13 +369,14 @@ export class ClusterState {
             version: { ts: e.ts, origin: e.origin },
             expiresAt: e.expiresAt,
             previous: { value: e.value!, version: e },
+            source,
           })
         }
         this.entries.delete(key)
         this.unlink(slot)
       }
     }
-    for (const e of peerEntries) this.merge(e, nowMs)
+    for (const e of peerEntries) this.merge(e, nowMs, source)
     for (const [o, ts] of peerGcFloors) this.raiseGcFloor(o, ts)
     for (const [o, ts] of peerWatermarks) this.raiseWatermark(o, ts)
   }

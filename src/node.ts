@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter, on } from 'node:events'
+import { engineConfig } from './engine/config.js'
+import { GossipEngine, originNodeName } from './engine/engine.js'
+import type { EngineStats } from './engine/stats.js'
+import { StoppedError } from './errors.js'
+import { type StartOptions, resolveOptions } from './options.js'
+import { formatHostPort, parseHostPort } from './runtime/address.js'
+import { UdpTransport } from './runtime/udp-transport.js'
+import type { StateChange } from './state/cluster-state.js'
+import type { Entry, Value } from './state/entry.js'
+import { SeededRandom } from './util/random.js'
+
+/** Which write a value is: its hybrid-logical-clock timestamp and the node that wrote it. */
+export interface Version {
+  readonly ts: number
+  /** Name of the node that wrote it. */
+  readonly origin: string
+}
+
+export interface KeyValue {
+  readonly key: string
+  readonly value: Value
+  readonly version: Version
+  /** Absolute expiry (ms since the epoch) when written with a TTL. */
+  readonly expiresAt?: number
+}
+
+export interface ChangeEvent {
+  readonly key: string
+  /** The new value; undefined when the key was deleted or expired. */
+  readonly value: Value | undefined
+  readonly version: Version
+  readonly previous?: { readonly value: Value; readonly version: Version }
+  /** Name of the peer whose message brought the change; absent for local writes and expiry. */
+  readonly from?: string
+}
+
+export interface Member {
+  readonly name: string
+  readonly address: string
+}
+
+function publicVersion(v: { ts: number; origin: string }): Version {
+  return { ts: v.ts, origin: originNodeName(v.origin) }
+}
+
+function publicEntry(e: Entry): KeyValue {
+  const kv: { -readonly [K in keyof KeyValue]: KeyValue[K] } = { key: e.key, value: e.value!, version: publicVersion(e) }
+  if (e.expiresAt !== undefined) kv.expiresAt = e.expiresAt
+  return kv
+}
+
+function publicChange(c: StateChange): ChangeEvent {
+  const ev: { -readonly [K in keyof ChangeEvent]: ChangeEvent[K] } = { key: c.key, value: c.value, version: publicVersion(c.version) }
+  if (c.previous !== undefined) ev.previous = { value: c.previous.value, version: publicVersion(c.previous.version) }
+  if (c.source !== undefined) ev.from = c.source
+  return ev
+}
+
+interface GrapevineEvents {
+  change: [ChangeEvent]
+  error: [Error]
+  stopped: []
+}
+
+/**
+ * A grapevine node on real sockets: the gossip engine driven by the wall
+ * clock, timers and UDP/TCP. Start one with `Grapevine.start(options)`.
+ */
+export class Grapevine extends EventEmitter<GrapevineEvents> {
+  private timer: NodeJS.Timeout | undefined
+  private timerAt = Infinity
+  private stopped = false
+  /** Transient network errors seen (counted, never fatal). */
+  networkErrors = 0
+
+  private constructor(
+    private readonly engine: GossipEngine,
+    private readonly transport: UdpTransport,
+    /** The address peers reach this node at. */
+    readonly address: string,
+  ) {
+    super()
+  }
+
+  /** Validates the options, binds the sockets and starts gossiping. */
+  static async start(options: StartOptions): Promise<Grapevine> {
+    const o = resolveOptions(options)
+    const bind = parseHostPort(o.bind, 'bind')
+    let node: Grapevine | undefined
+    const transport = await UdpTransport.open(
+      bind,
+      {
+        maxPacketBytes: o.maxPacketBytes,
+        maxStreamBytes: o.maxStreamBytes,
+        streamTimeoutMs: o.streamTimeoutMs,
+        maxConcurrentStreams: 16,
+      },
+      {
+        onMessage: (from, bytes, stream) => node?.onMessage(from, bytes, stream),
+        onError: (err, context) => node?.onNetworkError(err, context),
+      },
+    )
+    let address = o.advertise
+    if (address === undefined) {
+      const host = bind.host === '0.0.0.0' || bind.host === '::' ? '127.0.0.1' : bind.host
+      address = formatHostPort(host, transport.bound.port)
+    }
+    const now = Date.now()
+    const config = engineConfig({
+      name: o.name,
+      address,
+      generation: now,
+      label: o.label,
+      seeds: o.seeds,
+      gossipIntervalMs: o.gossipIntervalMs,
+      fanout: o.fanout,
+      eagerPush: o.eagerPush,
+      tombstoneRetentionMs: o.tombstoneRetentionMs,
+      maxClockDriftMs: o.maxClockDriftMs,
+      limits: {
+        maxPacketBytes: o.maxPacketBytes,
+        maxKeyBytes: o.maxKeyBytes,
+        maxValueBytes: o.maxValueBytes,
+        maxStreamBytes: o.maxStreamBytes,
+      },
+    })
+    const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
+    const engine = new GossipEngine(config, random, now)
+    node = new Grapevine(engine, transport, address)
+    node.flush()
+    return node
+  }
+
+  get name(): string {
+    return this.engine.name
+  }
+
+  /** Hash of this node's live state; equal on two nodes exactly when they hold the same live data. */
+  get stateHash(): string {
+    return this.engine.stateHash(Date.now())
+  }
+
+  /** Engine counters (messages, bytes, drops by reason, resets...). */
+  get stats(): EngineStats {
+    return this.engine.stats
+  }
+
+  /** Stored entries: live keys and tombstones awaiting collection. */
+  get storeCounts(): { live: number; tombstones: number } {
+    return { live: this.engine.state.liveSize, tombstones: this.engine.state.tombstones }
+  }
+
+  set(key: string, value: Value, options: { ttlMs?: number } = {}): Version {
+    this.assertRunning()
+    const v = this.engine.set(Date.now(), key, value, options)
+    this.flush()
+    return publicVersion(v)
+  }
+
+  /** Deletes a key (a tombstone that spreads like a write). Undefined when the key is not live here. */
+  delete(key: string): Version | undefined {
+    this.assertRunning()
+    const v = this.engine.delete(Date.now(), key)
+    this.flush()
+    return v === undefined ? undefined : publicVersion(v)
+  }
+
+  get(key: string): { value: Value; version: Version; expiresAt?: number } | undefined {
+    const e = this.engine.get(Date.now(), key)
+    if (e === undefined) return undefined
+    const { value, version, expiresAt } = publicEntry(e)
+    return expiresAt === undefined ? { value, version } : { value, version, expiresAt }
+  }
+
+  entries(options: { prefix?: string } = {}): KeyValue[] {
+    return this.engine.entries(Date.now(), options.prefix ?? '').map(publicEntry)
+  }
+
+  members(): Member[] {
+    return this.engine.membership.peers().map((p) => ({ name: p.name, address: p.address }))
+  }
+
+  /** Changes under a prefix as an async iterable; ends when `signal` aborts or the node stops. */
+  async *watch(options: { prefix?: string; signal?: AbortSignal } = {}): AsyncGenerator<ChangeEvent> {
+    const prefix = options.prefix ?? ''
+    const stop = new AbortController()
+    const onAbort = (): void => stop.abort()
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.once('stopped', onAbort)
+    try {
+      for await (const [ev] of on(this, 'change', { signal: stop.signal }) as AsyncIterable<[ChangeEvent]>) {
+        if (ev.key.startsWith(prefix)) yield ev
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+      this.off('stopped', onAbort)
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.emit('stopped')
+    await this.transport.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop()
+  }
+
+  private assertRunning(): void {
+    if (this.stopped) throw new StoppedError()
+  }
+
+  private onMessage(from: string, bytes: Buffer, stream: boolean): void {
+    if (this.stopped) return
+    this.engine.receive(Date.now(), from, bytes, stream)
+    this.flush()
+  }
+
+  private onNetworkError(err: Error, context: string): void {
+    this.networkErrors++
+    if (this.listenerCount('error') > 0) this.emit('error', Object.assign(err, { context }))
+  }
+
+  /** Sends what the engine queued, emits its changes, and arms the timer for its next wake. */
+  private flush(): void {
+    if (this.stopped) return
+    for (const out of this.engine.takeOutbox()) {
+      if (out.stream) this.transport.sendStream(out.to, out.bytes)
+      else this.transport.send(out.to, out.bytes)
+    }
+    for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
+    const at = this.engine.nextWakeMs()
+    if (at < this.timerAt || this.timer === undefined) {
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      this.timerAt = at
+      this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - Date.now()))
+    }
+  }
+
+  private onTimer(): void {
+    this.timer = undefined
+    this.timerAt = Infinity
+    if (this.stopped) return
+    this.engine.tick(Date.now())
+    this.flush()
+  }
+}

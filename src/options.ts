@@ -1,0 +1,49 @@
+import { z } from 'zod'
+import { DEFAULT_LIMITS } from './codec/limits.js'
+import { ENGINE_DEFAULTS } from './engine/config.js'
+import { ConfigError } from './errors.js'
+import { parseHostPort } from './runtime/address.js'
+
+const positiveInt = z.number().int().positive()
+const duration = z.number().finite().positive()
+
+/** Options of `Grapevine.start`. Every one is validated at start; a bad one throws `ConfigError` naming it. */
+export const startOptionsSchema = z.strictObject({
+  /** Unique node name (1 to 128 UTF-8 bytes). */
+  name: z.string().min(1).refine((s) => Buffer.byteLength(s) <= DEFAULT_LIMITS.maxNameBytes, 'at most 128 bytes'),
+  /** Address to bind UDP and TCP on, `host:port` (port 0: any free port). */
+  bind: z.string().default('0.0.0.0:7946'),
+  /** Address peers should use to reach us, when it differs from `bind` (NAT, containers). */
+  advertise: z.string().optional(),
+  /** Addresses of nodes to join through. */
+  seeds: z.array(z.string()).default([]),
+  gossipIntervalMs: duration.default(ENGINE_DEFAULTS.gossipIntervalMs),
+  fanout: positiveInt.max(64).default(ENGINE_DEFAULTS.fanout),
+  eagerPush: z.boolean().default(ENGINE_DEFAULTS.eagerPush),
+  tombstoneRetentionMs: duration.default(ENGINE_DEFAULTS.tombstoneRetentionMs),
+  maxClockDriftMs: duration.default(ENGINE_DEFAULTS.maxClockDriftMs),
+  label: z.string().refine((s) => Buffer.byteLength(s) <= DEFAULT_LIMITS.maxLabelBytes, 'at most 128 bytes').default(''),
+  maxPacketBytes: positiveInt.min(512).max(65_000).default(DEFAULT_LIMITS.maxPacketBytes),
+  maxKeyBytes: positiveInt.max(65_535).default(DEFAULT_LIMITS.maxKeyBytes),
+  maxValueBytes: positiveInt.max(64 * 1024 * 1024).default(DEFAULT_LIMITS.maxValueBytes),
+  maxStreamBytes: positiveInt.default(DEFAULT_LIMITS.maxStreamBytes),
+  streamTimeoutMs: duration.default(10_000),
+})
+
+export type StartOptions = z.input<typeof startOptionsSchema>
+export type ResolvedOptions = z.output<typeof startOptionsSchema>
+
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const parsed = startOptionsSchema.safeParse(input)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const option = issue.path.length > 0 ? issue.path.join('.') : ((issue as { keys?: string[] }).keys?.join(', ') ?? '(options)')
+    throw new ConfigError(option, issue.message)
+  }
+  const o = parsed.data
+  parseHostPort(o.bind, 'bind')
+  if (o.advertise !== undefined) parseHostPort(o.advertise, 'advertise')
+  o.seeds.forEach((s, i) => parseHostPort(s, `seeds[${i}]`))
+  if (o.maxValueBytes > o.maxStreamBytes) throw new ConfigError('maxValueBytes', 'must not exceed maxStreamBytes')
+  return o
+}

@@ -1,0 +1,168 @@
+import dgram from 'node:dgram'
+import net from 'node:net'
+import { type HostPort, formatHostPort, parseHostPort } from './address.js'
+
+export interface TransportHandlers {
+  /** A datagram or a complete stream message arrived. `from` is the sender's transport address. */
+  onMessage(from: string, bytes: Buffer, stream: boolean): void
+  /** A transient error: counted and logged by the caller, never fatal to the gossip loop. */
+  onError(err: Error, context: string): void
+}
+
+export interface TransportOptions {
+  readonly maxPacketBytes: number
+  readonly maxStreamBytes: number
+  /** Abort a stream transfer that makes no progress for this long. */
+  readonly streamTimeoutMs: number
+  /** At most this many inbound streams at once; more are refused. */
+  readonly maxConcurrentStreams: number
+}
+
+const FRAME_HEADER = 4
+
+/**
+ * The real network: UDP datagrams for gossip, and one-message TCP streams
+ * (a 4-byte big-endian length, then the message) for transfers larger than a
+ * datagram. Both listen on the same port number.
+ */
+export class UdpTransport {
+  private readonly udp: dgram.Socket
+  private readonly tcp: net.Server
+  private readonly sockets = new Set<net.Socket>()
+  private inboundStreams = 0
+  private closed = false
+  /** The address actually bound (port 0 resolved). */
+  bound: HostPort
+
+  private constructor(
+    bind: HostPort,
+    private readonly options: TransportOptions,
+    private readonly handlers: TransportHandlers,
+  ) {
+    this.bound = bind
+    const family = net.isIPv6(bind.host) ? 'udp6' : 'udp4'
+    this.udp = dgram.createSocket({ type: family, reuseAddr: false })
+    this.udp.on('message', (msg, rinfo) => {
+      this.handlers.onMessage(formatHostPort(rinfo.address, rinfo.port), msg, false)
+    })
+    this.udp.on('error', (err) => this.handlers.onError(err, 'udp socket'))
+    this.tcp = net.createServer((socket) => this.acceptStream(socket))
+    this.tcp.on('error', (err) => this.handlers.onError(err, 'tcp listener'))
+  }
+
+  static async open(bind: HostPort, options: TransportOptions, handlers: TransportHandlers): Promise<UdpTransport> {
+    const t = new UdpTransport(bind, options, handlers)
+    await new Promise<void>((resolve, reject) => {
+      t.udp.once('error', reject)
+      t.udp.bind(bind.port, bind.host, () => {
+        t.udp.off('error', reject)
+        resolve()
+      })
+    })
+    const port = t.udp.address().port
+    await new Promise<void>((resolve, reject) => {
+      t.tcp.once('error', reject)
+      t.tcp.listen(port, bind.host, () => {
+        t.tcp.off('error', reject)
+        resolve()
+      })
+    }).catch((err: unknown) => {
+      t.udp.close()
+      throw err
+    })
+    t.bound = { host: bind.host, port }
+    return t
+  }
+
+  send(to: string, bytes: Buffer): void {
+    if (this.closed) return
+    let target: HostPort
+    try {
+      target = parseHostPort(to, 'peer address')
+    } catch (err) {
+      this.handlers.onError(err as Error, `bad peer address ${to}`)
+      return
+    }
+    this.udp.send(bytes, target.port, target.host, (err) => {
+      if (err) this.handlers.onError(err, `udp send to ${to}`)
+    })
+  }
+
+  sendStream(to: string, bytes: Buffer): void {
+    if (this.closed) return
+    let target: HostPort
+    try {
+      target = parseHostPort(to, 'peer address')
+    } catch (err) {
+      this.handlers.onError(err as Error, `bad peer address ${to}`)
+      return
+    }
+    const socket = net.connect({ host: target.host, port: target.port })
+    this.sockets.add(socket)
+    socket.setTimeout(this.options.streamTimeoutMs, () => socket.destroy(new Error('stream send timed out')))
+    socket.on('error', (err) => this.handlers.onError(err, `stream to ${to}`))
+    socket.on('close', () => this.sockets.delete(socket))
+    const header = Buffer.allocUnsafe(FRAME_HEADER)
+    header.writeUInt32BE(bytes.length, 0)
+    socket.write(header)
+    socket.end(bytes)
+  }
+
+  private acceptStream(socket: net.Socket): void {
+    if (this.closed || this.inboundStreams >= this.options.maxConcurrentStreams) {
+      socket.destroy()
+      return
+    }
+    this.inboundStreams++
+    this.sockets.add(socket)
+    const from = formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0)
+    const chunks: Buffer[] = []
+    let received = 0
+    let expected = -1
+    let done = false
+    socket.setTimeout(this.options.streamTimeoutMs, () => socket.destroy(new Error('stream receive timed out')))
+    socket.on('data', (chunk: Buffer) => {
+      if (done) return
+      received += chunk.length
+      chunks.push(chunk)
+      if (expected < 0 && received >= FRAME_HEADER) {
+        expected = Buffer.concat(chunks).readUInt32BE(0)
+        if (expected > this.options.maxStreamBytes) {
+          done = true
+          socket.destroy(new Error(`stream of ${expected} bytes exceeds maxStreamBytes`))
+          return
+        }
+      }
+      if (expected >= 0 && received > FRAME_HEADER + expected) {
+        done = true
+        socket.destroy(new Error('stream longer than its declared length'))
+      }
+    })
+    socket.on('end', () => {
+      if (done) return
+      done = true
+      const all = Buffer.concat(chunks)
+      if (expected >= 0 && all.length === FRAME_HEADER + expected) {
+        this.handlers.onMessage(from, all.subarray(FRAME_HEADER), true)
+      } else {
+        this.handlers.onError(new Error('stream ended before its declared length'), `stream from ${from}`)
+      }
+      socket.end()
+    })
+    socket.on('error', (err) => this.handlers.onError(err, `stream from ${from}`))
+    socket.on('close', () => {
+      this.inboundStreams--
+      this.sockets.delete(socket)
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const s of this.sockets) s.destroy()
+    await Promise.all([
+      new Promise<void>((resolve) => this.udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.tcp.close(() => resolve())),
+    ])
+  }
+}
