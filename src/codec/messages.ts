@@ -26,6 +26,8 @@ export enum MessageType {
   Push = 5,
   /** Full state transfer to a peer behind our tombstone-collection horizon (stream). */
   Reset = 6,
+  /** Asks the receiver for a Reset: a delta held entries older than the retention for keys we do not know. */
+  ResetRequest = 7,
 }
 
 export interface Header {
@@ -67,6 +69,7 @@ export type Message =
   | (Header & { type: MessageType.DeltaDigest; page: DigestPage; segments: Segment[] })
   | (Header & { type: MessageType.Delta; segments: Segment[] })
   | (Header & { type: MessageType.Push; hops: number; prevTs: number; entry: Entry })
+  | (Header & { type: MessageType.ResetRequest })
   | (Header & {
       type: MessageType.Reset
       watermarks: Map<string, number>
@@ -216,6 +219,8 @@ export function encodeMessage(m: Message): Buffer {
       w.varint(m.hops).varint(m.prevTs).string(m.entry.origin)
       writeEntryBody(w, m.entry)
       break
+    case MessageType.ResetRequest:
+      break
     case MessageType.Reset:
       writeOriginMap(w, m.watermarks)
       writeOriginMap(w, m.gcFloors)
@@ -274,6 +279,8 @@ export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Me
         const origin = r.string(limits.maxNameBytes)
         return { ...h, type, hops, prevTs, entry: readEntryBody(r, origin, limits) }
       }
+      case MessageType.ResetRequest:
+        return { ...h, type }
       case MessageType.Reset: {
         const watermarks = readOriginMap(r, limits)
         const gcFloors = readOriginMap(r, limits)

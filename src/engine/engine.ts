@@ -51,6 +51,10 @@ export class GossipEngine {
   readonly stats = new EngineStats()
   private readonly clock = new HybridLogicalClock()
   private outbox: Outgoing[] = []
+  /** When we last asked each peer (by address) for a full transfer. */
+  private readonly resetRequestedAt = new Map<string, number>()
+  /** When we last sent each peer (by address) a full transfer. */
+  private readonly resetSentAt = new Map<string, number>()
   private readonly header: Header
   private readonly headerBytes: number
   private nextRoundMs: number
@@ -287,13 +291,16 @@ export class GossipEngine {
         this.onDeltaDigest(nowMs, msg.page, msg.segments, replyTo, msg.from)
         break
       case MessageType.Delta:
-        this.applyDelta(nowMs, msg.segments, msg.from)
+        this.applyDelta(nowMs, msg.segments, msg.from, replyTo)
+        break
+      case MessageType.ResetRequest:
+        this.sendReset(nowMs, replyTo)
         break
       case MessageType.Push:
         this.onPush(nowMs, msg.entry, msg.prevTs, msg.hops, msg.from)
         break
       case MessageType.Reset:
-        this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors, msg.from)
+        this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors, msg.from, replyTo)
         break
     }
   }
@@ -307,9 +314,9 @@ export class GossipEngine {
   }
 
   /** Leg 2 at the initiator: the responder's digest. Send what it lacks, and our digest of the same range. */
-  private onDigest(_nowMs: number, page: DigestPage, replyTo: string): void {
+  private onDigest(nowMs: number, page: DigestPage, replyTo: string): void {
     if (isBehindHorizon(this.state, page)) {
-      this.sendReset(replyTo)
+      this.sendReset(nowMs, replyTo)
       return
     }
     // Our digest takes at most half the datagram; the delta fills the rest.
@@ -325,10 +332,10 @@ export class GossipEngine {
   private onDeltaDigest(nowMs: number, page: DigestPage, segments: readonly Segment[], replyTo: string, from: string): void {
     if (isBehindHorizon(this.state, page)) {
       // Its delta may carry values that a collected tombstone deleted: do not apply it.
-      this.sendReset(replyTo)
+      this.sendReset(nowMs, replyTo)
       return
     }
-    this.applyDelta(nowMs, segments, from)
+    this.applyDelta(nowMs, segments, from, replyTo)
     const budget = this.bodyBudget - 1
     const { segments: ours, viaStream } = this.planDelta(page, budget)
     if (viaStream !== undefined) {
@@ -356,13 +363,48 @@ export class GossipEngine {
     return { segments: [], viaStream: bytes }
   }
 
-  private applyDelta(nowMs: number, segments: readonly Segment[], from: string): void {
-    const result = applySegments(this.state, segments, nowMs, this.maxAcceptableTs(nowMs), (e) => this.clock.observe(e.ts), from)
+  private applyDelta(nowMs: number, segments: readonly Segment[], from: string, replyTo: string): void {
+    const result = applySegments(
+      this.state,
+      segments,
+      nowMs,
+      this.maxAcceptableTs(nowMs),
+      (e) => this.isBeyondHorizon(e, nowMs) && this.state.getEntry(e.key) === undefined,
+      (e) => this.clock.observe(e.ts),
+      from,
+    )
     this.stats.entriesApplied += result.applied
     if (result.refused > 0) this.stats.drop('clock-drift', result.refused)
+    if (result.beyondHorizon > 0) {
+      this.stats.drop('past-horizon', result.beyondHorizon)
+      this.requestReset(nowMs, replyTo)
+    }
   }
 
-  private sendReset(to: string): void {
+  /**
+   * Whether a write is old enough that a tombstone deleting it may already
+   * have been collected somewhere. Half the retention leaves room for clocks
+   * that disagree by less than that.
+   */
+  private isBeyondHorizon(e: Entry, nowMs: number): boolean {
+    return physicalMsOf(e.ts) + this.config.tombstoneRetentionMs / 2 < nowMs
+  }
+
+  /** Asks a peer for its full state, at most once per gossip interval per peer. */
+  private requestReset(nowMs: number, to: string): void {
+    const last = this.resetRequestedAt.get(to)
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return
+    this.resetRequestedAt.set(to, nowMs)
+    if (this.resetRequestedAt.size > 1024) this.resetRequestedAt.clear()
+    this.send(to, encodeMessage({ ...this.header, type: MessageType.ResetRequest }), MessageType.ResetRequest, false)
+  }
+
+  /** Sends our full state, at most once per gossip interval per peer. */
+  private sendReset(nowMs: number, to: string): void {
+    const last = this.resetSentAt.get(to)
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return
+    this.resetSentAt.set(to, nowMs)
+    if (this.resetSentAt.size > 1024) this.resetSentAt.clear()
     const state = this.state
     const watermarks = new Map<string, number>()
     const gcFloors = new Map<string, number>()
@@ -381,7 +423,29 @@ export class GossipEngine {
     this.stats.resetsSent++
   }
 
-  private onReset(nowMs: number, entries: Entry[], watermarks: Map<string, number>, gcFloors: Map<string, number>, from: string): void {
+  private onReset(
+    nowMs: number,
+    entries: Entry[],
+    watermarks: Map<string, number>,
+    gcFloors: Map<string, number>,
+    from: string,
+    replyTo: string,
+  ): void {
+    // A sender behind our own horizon may carry values whose tombstones we
+    // collected: refuse its state and reset it instead. The reset carries its
+    // whole watermark vector, so this check is complete. When we are also
+    // behind the sender's horizon (two sides that each collected tombstones
+    // the other never saw: a split longer than the retention), neither state
+    // can simply replace the other: both merge, each dropping what the other
+    // saw and deleted, so the two converge (see ARCHITECTURE.md, limits).
+    if (isBehindFloors(watermarks, this.state)) {
+      if (!this.isBehindFloorsOf(gcFloors)) {
+        this.stats.drop('past-horizon')
+        this.sendReset(nowMs, replyTo)
+        return
+      }
+      this.sendReset(nowMs, replyTo)
+    }
     const maxTs = this.maxAcceptableTs(nowMs)
     const accepted = entries.filter((e) => e.ts <= maxTs)
     if (accepted.length < entries.length) this.stats.drop('clock-drift', entries.length - accepted.length)
@@ -392,14 +456,20 @@ export class GossipEngine {
     this.stats.resetsReceived++
   }
 
+  /** Whether we have not seen a write that the given gc floors say was collected. */
+  private isBehindFloorsOf(gcFloors: ReadonlyMap<string, number>): boolean {
+    for (const [o, floor] of gcFloors) if (this.state.watermark(o) < floor) return true
+    return false
+  }
+
   private onPush(nowMs: number, entry: Entry, prevTs: number, hops: number, from: string): void {
     if (entry.ts > this.maxAcceptableTs(nowMs)) {
       this.stats.drop('clock-drift')
       return
     }
-    // A push older than the retention may be a value whose tombstone we have
-    // already collected; only anti-entropy, which checks horizons, may bring it.
-    if (physicalMsOf(entry.ts) + this.config.tombstoneRetentionMs <= nowMs) {
+    // An old push may be a value whose tombstone we have already collected;
+    // only anti-entropy, which checks horizons, may bring it.
+    if (this.isBeyondHorizon(entry, nowMs)) {
       this.stats.drop('past-horizon')
       return
     }
@@ -415,6 +485,15 @@ export class GossipEngine {
   isLive(entry: Entry, nowMs: number): boolean {
     return isLiveAt(entry, nowMs)
   }
+}
+
+/** Whether a node with these watermarks has not seen some write that `state` collected. */
+function isBehindFloors(watermarks: ReadonlyMap<string, number>, state: ClusterState): boolean {
+  for (const o of state.origins()) {
+    const floor = state.gcFloor(o)
+    if (floor > 0 && (watermarks.get(o) ?? 0) < floor) return true
+  }
+  return false
 }
 
 function isWellFormed(s: string): boolean {

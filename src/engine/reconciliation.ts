@@ -157,24 +157,31 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
 
 export interface ApplyResult {
   applied: number
+  /** Entries refused for a timestamp beyond our clock plus the allowed drift. */
   refused: number
+  /** Entries refused as possibly deleted by a tombstone collected here (see `isBeyondHorizon`). */
+  beyondHorizon: number
 }
 
 /**
- * Applies segments in order. Entries with ts above `maxTs` (our clock plus
- * the allowed drift) are refused; a refused entry ends its segment without
- * raising the watermark: what follows it was not validated, so the origin's
- * prefix stops there and a later exchange sends the rest again.
+ * Applies segments in order. Refused are entries with ts above `maxTs` (our
+ * clock plus the allowed drift), and entries that `isBeyondHorizon` flags:
+ * older than the tombstone retention, for a key we hold nothing of. Such an
+ * entry may be a value whose tombstone we already collected; only a full
+ * transfer, which proves the sender is not behind our horizon, may bring it.
+ * A refused entry ends its segment without raising the watermark: what
+ * follows it was not validated, so the origin's prefix stops there.
  */
 export function applySegments(
   state: ClusterState,
   segments: readonly Segment[],
   nowMs: number,
   maxTs: number,
+  isBeyondHorizon: (e: Entry) => boolean,
   onAccepted: (e: Entry) => void,
   source?: string,
 ): ApplyResult {
-  const result = { applied: 0, refused: 0 }
+  const result = { applied: 0, refused: 0, beyondHorizon: 0 }
   for (const seg of segments) {
     let ok = true
     let prevTs = 0
@@ -183,6 +190,11 @@ export function applySegments(
       if (e.ts <= prevTs || e.ts > maxTs) {
         ok = false
         result.refused++
+        break
+      }
+      if (isBeyondHorizon(e)) {
+        ok = false
+        result.beyondHorizon++
         break
       }
       prevTs = e.ts

@@ -15,7 +15,10 @@ export interface SimNode {
   generation: number
   /** Token of the tick event currently scheduled; older tick events are stale. */
   wakeToken: number
+  /** Virtual time of the scheduled tick (on the simulation's clock). */
   wakeAt: number
+  /** This node's wall clock minus the true (simulation) time: a skewed or broken clock. */
+  clockOffsetMs: number
 }
 
 export interface SimulationOptions {
@@ -72,7 +75,7 @@ export class Simulation {
     const generation = 1
     const seeds = options.seeds ?? (this.nodes.length > 0 ? [this.nodes[0]!.address] : [])
     const engine = this.makeEngine(name, address, generation, seeds)
-    const node: SimNode = { index, name, address, engine, up: true, generation, wakeToken: 0, wakeAt: Infinity }
+    const node: SimNode = { index, name, address, engine, up: true, generation, wakeToken: 0, wakeAt: Infinity, clockOffsetMs: 0 }
     this.nodes.push(node)
     this.byAddress.set(address, node)
     this.network.ensureNode(index)
@@ -80,9 +83,9 @@ export class Simulation {
     return node
   }
 
-  private makeEngine(name: string, address: string, generation: number, seeds: readonly string[]): GossipEngine {
+  private makeEngine(name: string, address: string, generation: number, seeds: readonly string[], clockMs = this.now): GossipEngine {
     const config = engineConfig({ ...this.engineOptions, name, address, generation, seeds })
-    return new GossipEngine(config, this.random.fork(), this.now)
+    return new GossipEngine(config, this.random.fork(), clockMs)
   }
 
   /**
@@ -142,7 +145,7 @@ export class Simulation {
         const node = ev.node
         if (!node.up || ev.token !== node.wakeToken) return
         node.wakeAt = Infinity
-        node.engine.tick(this.now)
+        node.engine.tick(this.clockOf(node))
         this.flush(node)
         return
       }
@@ -150,7 +153,7 @@ export class Simulation {
         const to = ev.to
         // A message to a crashed node, or to the previous life of a restarted one, is lost.
         if (!to.up || to.generation !== ev.generation) return
-        to.engine.receive(this.now, ev.from.address, ev.bytes, ev.stream)
+        to.engine.receive(this.clockOf(to), ev.from.address, ev.bytes, ev.stream)
         this.flush(to)
         return
       }
@@ -186,7 +189,7 @@ export class Simulation {
 
   private schedule(node: SimNode): void {
     if (!node.up) return
-    const at = Math.max(node.engine.nextWakeMs(), this.now)
+    const at = Math.max(node.engine.nextWakeMs() - node.clockOffsetMs, this.now)
     if (at >= node.wakeAt) return
     node.wakeAt = at
     node.wakeToken++
@@ -195,14 +198,19 @@ export class Simulation {
 
   // ---- operations on nodes (each flushes what the engine produced) ----------
 
+  /** The time on a node's own clock. */
+  clockOf(node: SimNode): number {
+    return this.now + node.clockOffsetMs
+  }
+
   set(node: SimNode, key: string, value: Value, options?: SetOptions): Version {
-    const v = node.engine.set(this.now, key, value, options)
+    const v = node.engine.set(this.clockOf(node), key, value, options)
     this.flush(node)
     return v
   }
 
   delete(node: SimNode, key: string): Version | undefined {
-    const v = node.engine.delete(this.now, key)
+    const v = node.engine.delete(this.clockOf(node), key)
     this.flush(node)
     return v
   }
@@ -224,7 +232,7 @@ export class Simulation {
   /** Restarts a node as a new process: a new generation with empty state that knows its old peers' seeds. */
   restart(node: SimNode, seeds: readonly string[] = [this.nodes[0]!.address]): void {
     node.generation++
-    node.engine = this.makeEngine(node.name, node.address, node.generation, seeds)
+    node.engine = this.makeEngine(node.name, node.address, node.generation, seeds, this.clockOf(node))
     node.up = true
     node.wakeAt = Infinity
     node.wakeToken++
@@ -240,7 +248,7 @@ export class Simulation {
     let hash: string | undefined
     for (const n of this.nodes) {
       if (!n.up) continue
-      const h = n.engine.stateHash(this.now)
+      const h = n.engine.stateHash(this.clockOf(n))
       if (hash === undefined) hash = h
       else if (h !== hash) return false
     }

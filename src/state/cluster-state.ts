@@ -3,6 +3,9 @@ import { Hash64, SetFingerprint } from '../util/hash.js'
 import { physicalMsOf } from './hlc.js'
 import { type Entry, type Value, type Version, compareVersions, contentHash, isLiveAt, versionHash } from './entry.js'
 
+/** How long a due tombstone that the watermark does not cover yet waits before the next look. */
+const COLLECT_RECHECK_MS = 1000
+
 /** A visible change of a key: a new live value, or the key going away (delete or expiry). */
 export interface StateChange {
   readonly key: string
@@ -60,8 +63,10 @@ class OriginLog {
  *   here, or was superseded by a higher version that is held here or was
  *   collected as a tombstone. Only contiguous (prefix) knowledge advances it;
  *   entries received out of order (eager pushes) are stored without moving it.
- * - `gcFloor(o)` is the highest ts of a collected entry of origin `o`. A peer
- *   whose watermark for `o` is below it may still hold a value that the
+ * - `gcFloor(o)` is the highest ts of a collected entry of origin `o`, and
+ *   never exceeds `watermark(o)`: a tombstone is collected only once the
+ *   watermark covers it, so "behind my floor" is provable from a digest. A
+ *   peer whose watermark for `o` is below it may still hold a value that the
  *   collected tombstone deleted, so it must be reset, not patched.
  * - `syncFingerprint` is the XOR of the version hashes of all stored entries
  *   (tombstones included): equal fingerprints mean nothing to reconcile.
@@ -166,8 +171,6 @@ export class ClusterState {
     if (ts > (this.gcFloors.get(origin) ?? 0)) {
       if (!this.gcFloors.has(origin) && !this.watermarks.has(origin)) this.sortedOrigins = undefined
       this.gcFloors.set(origin, ts)
-      // A collected write is known history: the watermark covers it too.
-      this.raiseWatermark(origin, ts)
     }
   }
 
@@ -293,6 +296,12 @@ export class ClusterState {
       if (due === undefined || due > nowMs) break
       const slot = this.collectQueue.pop()!
       if (this.entries.get(slot.entry.key) !== slot) continue
+      if (slot.entry.ts > this.watermark(slot.entry.origin)) {
+        // Came out of order (an eager push): keep it until anti-entropy fills
+        // the gap below it, so the gc floor stays under the watermark.
+        this.collectQueue.push(nowMs + COLLECT_RECHECK_MS, slot)
+        continue
+      }
       this.entries.delete(slot.entry.key)
       this.unlink(slot)
       this.raiseGcFloor(slot.entry.origin, slot.entry.ts)
@@ -343,10 +352,14 @@ export class ClusterState {
 
   /**
    * Reset from a peer's full state (the peer judged us behind its tombstone
-   * collection horizon). We keep only what the peer has not seen: an entry of
-   * ours with ts <= the peer's watermark for its origin is one the peer saw
-   * and then superseded or deleted-and-collected, so it must go; anything the
-   * peer holds is merged as usual. Then watermarks and gc floors join.
+   * collection horizon, or we asked). Both directions of "seen and dropped"
+   * are honoured:
+   * - an entry of ours that the peer lacks, with ts <= the peer's watermark
+   *   for its origin, is one the peer saw and then superseded or deleted and
+   *   collected: it goes;
+   * - an entry of the peer's for a key we lack, with ts <= our watermark for
+   *   its origin, is one we saw and dropped the same way: it is not taken.
+   * Everything else merges as usual; then watermarks and gc floors join.
    */
   reset(
     peerEntries: readonly Entry[],
@@ -357,11 +370,11 @@ export class ClusterState {
   ): void {
     const peerKeys = new Set<string>()
     for (const e of peerEntries) peerKeys.add(e.key)
+    const incoming = peerEntries.filter((e) => this.entries.has(e.key) || e.ts > this.watermark(e.origin))
     for (const [key, slot] of [...this.entries]) {
       const e = slot.entry
       if (peerKeys.has(key)) continue
-      const peerSaw = Math.max(peerWatermarks.get(e.origin) ?? 0, peerGcFloors.get(e.origin) ?? 0)
-      if (e.ts <= peerSaw) {
+      if (e.ts <= (peerWatermarks.get(e.origin) ?? 0)) {
         if (slot.live) {
           this.pendingChanges.push({
             key,
@@ -376,7 +389,7 @@ export class ClusterState {
         this.unlink(slot)
       }
     }
-    for (const e of peerEntries) this.merge(e, nowMs, source)
+    for (const e of incoming) this.merge(e, nowMs, source)
     for (const [o, ts] of peerGcFloors) this.raiseGcFloor(o, ts)
     for (const [o, ts] of peerWatermarks) this.raiseWatermark(o, ts)
   }
