@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/runtime/**', 'src/cli/**', 'bench/**', 'test/**'],
+    files: ['src/runtime/**', 'src/cli/**', 'src/node.ts', 'bench/**', 'test/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 )

@@ -88,7 +88,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   static async start(options: StartOptions): Promise<Grapevine> {
     const o = resolveOptions(options)
     const bind = parseHostPort(o.bind, 'bind')
-    let node: Grapevine | undefined
+    // The transport delivers to the node created once the sockets are bound.
+    const holder: { node?: Grapevine } = {}
     const transport = await UdpTransport.open(
       bind,
       {
@@ -98,8 +99,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         maxConcurrentStreams: 16,
       },
       {
-        onMessage: (from, bytes, stream) => node?.onMessage(from, bytes, stream),
-        onError: (err, context) => node?.onNetworkError(err, context),
+        onMessage: (from, bytes, stream) => holder.node?.onMessage(from, bytes, stream),
+        onError: (err, context) => holder.node?.onNetworkError(err, context),
       },
     )
     let address = o.advertise
@@ -128,7 +129,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     })
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
     const engine = new GossipEngine(config, random, now)
-    node = new Grapevine(engine, transport, address)
+    const node = new Grapevine(engine, transport, address)
+    holder.node = node
     node.flush()
     return node
   }
