@@ -6,7 +6,7 @@ import {
   MessageType,
   type Segment,
   decodeMessage,
-  encodeMessage,
+  encodeParts,
   entryBodySize,
   headerSize,
 } from '../codec/messages.js'
@@ -16,7 +16,7 @@ import { type Entry, type Value, type Version, isLiveAt } from '../state/entry.j
 import { HybridLogicalClock, hlcFromPhysicalMs, physicalMsOf } from '../state/hlc.js'
 import type { Random } from '../util/random.js'
 import type { EngineConfig } from './config.js'
-import { Membership } from './membership.js'
+import { Membership, type PeerDirectory } from './membership.js'
 import { applySegments, deltaFor, digestPage, isBehindHorizon, openingDigestPage } from './reconciliation.js'
 import { EngineStats } from './stats.js'
 
@@ -69,10 +69,12 @@ export class GossipEngine {
     readonly config: EngineConfig,
     private readonly random: Random,
     nowMs: number,
+    /** Peers known from the start (shared copy-on-write; the simulator's formed clusters). */
+    initialPeers?: PeerDirectory,
   ) {
     this.origin = originId(config.name, config.generation)
     this.state = new ClusterState(config.tombstoneRetentionMs)
-    this.membership = new Membership(config.name, config.seeds, config.address)
+    this.membership = new Membership(config.name, config.seeds, config.address, initialPeers)
     this.header = { label: config.label, from: config.name, fromAddress: config.address }
     this.headerBytes = headerSize(this.header)
     // Rounds start at a random phase so nodes started together do not gossip in lockstep.
@@ -179,7 +181,7 @@ export class GossipEngine {
   private push(entry: Entry, prevTs: number, hops: number, exclude: string | undefined): void {
     // A write too large for a datagram is left to anti-entropy, which streams it.
     if (entryBodySize(entry) + stringSize(entry.origin) + 2 * varintSize(entry.ts) + 2 > this.bodyBudget) return
-    const bytes = encodeMessage({ ...this.header, type: MessageType.Push, hops, prevTs, entry })
+    const bytes = encodeParts(this.header, { type: MessageType.Push, hops, prevTs, entry })
     for (const to of this.membership.pickAddresses(this.config.fanout, this.random, exclude)) {
       this.send(to, bytes, MessageType.Push, false)
       this.stats.pushesSent++
@@ -210,8 +212,7 @@ export class GossipEngine {
     const sync = this.state.syncFingerprint
     const wm = this.state.watermarkFingerprint
     const hint = this.membership.randomHint(this.random)
-    const bytes = encodeMessage({
-      ...this.header,
+    const bytes = encodeParts(this.header, {
       type: MessageType.Probe,
       syncHi: sync.hi,
       syncLo: sync.lo,
@@ -310,7 +311,7 @@ export class GossipEngine {
     if (this.state.syncFingerprint.equals(syncHi, syncLo) && this.state.watermarkFingerprint.equals(wmHi, wmLo)) return
     this.stats.reconciliations++
     const page = openingDigestPage(this.state, this.bodyBudget, this.random)
-    this.send(replyTo, encodeMessage({ ...this.header, type: MessageType.Digest, page }), MessageType.Digest, false)
+    this.send(replyTo, encodeParts(this.header, { type: MessageType.Digest, page }), MessageType.Digest, false)
   }
 
   /** Leg 2 at the initiator: the responder's digest. Send what it lacks, and our digest of the same range. */
@@ -321,10 +322,10 @@ export class GossipEngine {
     }
     // Our digest takes at most half the datagram; the delta fills the rest.
     const ourPage = digestPage(this.state, page.start, page.end, Math.floor(this.bodyBudget / 2))
-    const used = encodeMessage({ ...this.header, type: MessageType.DeltaDigest, page: ourPage, segments: [] }).length
+    const used = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments: [] }).length
     const { segments, viaStream } = this.planDelta(page, this.config.limits.maxPacketBytes - used)
     if (viaStream !== undefined) this.send(replyTo, viaStream, MessageType.Delta, true)
-    const bytes = encodeMessage({ ...this.header, type: MessageType.DeltaDigest, page: ourPage, segments })
+    const bytes = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments })
     this.send(replyTo, bytes, MessageType.DeltaDigest, false)
   }
 
@@ -341,7 +342,7 @@ export class GossipEngine {
     if (viaStream !== undefined) {
       this.send(replyTo, viaStream, MessageType.Delta, true)
     } else if (ours.length > 0) {
-      this.send(replyTo, encodeMessage({ ...this.header, type: MessageType.Delta, segments: ours }), MessageType.Delta, false)
+      this.send(replyTo, encodeParts(this.header, { type: MessageType.Delta, segments: ours }), MessageType.Delta, false)
     }
   }
 
@@ -359,7 +360,7 @@ export class GossipEngine {
     if (big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) {
       return { segments: small.segments, viaStream: undefined }
     }
-    const bytes = encodeMessage({ ...this.header, type: MessageType.Delta, segments: big.segments })
+    const bytes = encodeParts(this.header, { type: MessageType.Delta, segments: big.segments })
     return { segments: [], viaStream: bytes }
   }
 
@@ -396,7 +397,7 @@ export class GossipEngine {
     if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return
     this.resetRequestedAt.set(to, nowMs)
     if (this.resetRequestedAt.size > 1024) this.resetRequestedAt.clear()
-    this.send(to, encodeMessage({ ...this.header, type: MessageType.ResetRequest }), MessageType.ResetRequest, false)
+    this.send(to, encodeParts(this.header, { type: MessageType.ResetRequest }), MessageType.ResetRequest, false)
   }
 
   /** Sends our full state, at most once per gossip interval per peer. */
@@ -414,7 +415,7 @@ export class GossipEngine {
       const floor = state.gcFloor(o)
       if (floor > 0) gcFloors.set(o, floor)
     }
-    const bytes = encodeMessage({ ...this.header, type: MessageType.Reset, watermarks, gcFloors, entries: [...state.allEntries()] })
+    const bytes = encodeParts(this.header, { type: MessageType.Reset, watermarks, gcFloors, entries: [...state.allEntries()] })
     if (bytes.length > this.config.limits.maxStreamBytes) {
       this.stats.resetsTooLarge++
       return

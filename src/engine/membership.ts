@@ -2,7 +2,18 @@ import { type Random, randomInt } from '../util/random.js'
 
 export interface Peer {
   readonly name: string
-  address: string
+  readonly address: string
+}
+
+/** A peer list that several `Membership`s may share until one of them changes it. */
+export interface PeerDirectory {
+  readonly list: Peer[]
+  readonly byName: Map<string, Peer>
+}
+
+export function peerDirectory(peers: readonly Peer[]): PeerDirectory {
+  const list = [...peers]
+  return { list, byName: new Map(list.map((p) => [p.name, p])) }
 }
 
 /**
@@ -11,42 +22,60 @@ export interface Peer {
  * Failure detection (SWIM) will own this part; the engine only asks it for
  * peers, so it can be replaced without touching reconciliation.
  *
- * Invariant: `list` and `byName` hold the same peers; this node is never in them.
+ * The directory may be shared (copy-on-write): the simulator hands ten
+ * thousand nodes of a formed cluster one list instead of ten thousand
+ * copies. It may therefore contain this node itself, which every query skips.
  */
 export class Membership {
-  private readonly byName = new Map<string, Peer>()
-  private readonly list: Peer[] = []
+  private dir: PeerDirectory
+  private owned: boolean
 
   constructor(
     private readonly selfName: string,
     private readonly seeds: readonly string[],
     private readonly selfAddress: string,
-  ) {}
+    shared?: PeerDirectory,
+  ) {
+    this.dir = shared ?? { list: [], byName: new Map() }
+    this.owned = shared === undefined
+  }
 
+  /** Number of peers, this node excluded. */
   get size(): number {
-    return this.list.length
+    return this.dir.list.length - (this.dir.byName.has(this.selfName) ? 1 : 0)
+  }
+
+  private own(): PeerDirectory {
+    if (!this.owned) {
+      this.dir = peerDirectory(this.dir.list)
+      this.owned = true
+    }
+    return this.dir
   }
 
   /** Records a peer (or its new address). Returns true when it was unknown. */
   observe(name: string, address: string): boolean {
     if (name === this.selfName) return false
-    const known = this.byName.get(name)
+    const known = this.dir.byName.get(name)
+    if (known !== undefined && known.address === address) return false
+    const dir = this.own()
+    const peer = { name, address }
     if (known !== undefined) {
-      known.address = address
+      dir.list[dir.list.indexOf(known)] = peer
+      dir.byName.set(name, peer)
       return false
     }
-    const peer = { name, address }
-    this.byName.set(name, peer)
-    this.list.push(peer)
+    dir.byName.set(name, peer)
+    dir.list.push(peer)
     return true
   }
 
   get(name: string): Peer | undefined {
-    return this.byName.get(name)
+    return name === this.selfName ? undefined : this.dir.byName.get(name)
   }
 
-  peers(): readonly Peer[] {
-    return this.list
+  peers(): Peer[] {
+    return this.dir.list.filter((p) => p.name !== this.selfName)
   }
 
   /**
@@ -54,27 +83,32 @@ export class Membership {
    * known peer, the seeds (other than our own address) stand in.
    */
   pickAddresses(k: number, random: Random, exclude?: string): string[] {
-    const list = this.list
+    const list = this.dir.list
     const out: string[] = []
-    if (list.length === 0) {
+    let candidates = this.size
+    if (exclude !== undefined && exclude !== this.selfName && this.dir.byName.has(exclude)) candidates--
+    if (this.size === 0) {
       const seeds = this.seeds.filter((s) => s !== this.selfAddress)
-      for (const s of sample(seeds, k, random)) out.push(s)
-      return out
+      return shuffle(seeds, random).slice(0, k)
     }
-    const candidates = list.length - (exclude !== undefined && this.byName.has(exclude) ? 1 : 0)
     if (candidates <= 0) return out
     if (k >= candidates) {
-      for (const p of list) if (p.name !== exclude) out.push(p.address)
+      for (const p of list) if (p.name !== exclude && p.name !== this.selfName) out.push(p.address)
       return shuffle(out, random)
     }
-    // Rejection sampling: k is small against the list, so this is O(k) expected.
+    // Rejection sampling: k is small against the list, so this is O(k) expected
+    // when k is well below the candidates, and bounded by a shuffle otherwise.
+    if (k * 2 > candidates) {
+      const all = list.filter((p) => p.name !== exclude && p.name !== this.selfName).map((p) => p.address)
+      return shuffle(all, random).slice(0, k)
+    }
     const chosen = new Set<number>()
     while (out.length < k) {
       const i = randomInt(random, list.length)
       if (chosen.has(i)) continue
       chosen.add(i)
       const p = list[i]!
-      if (p.name === exclude) continue
+      if (p.name === exclude || p.name === this.selfName) continue
       out.push(p.address)
     }
     return out
@@ -82,16 +116,17 @@ export class Membership {
 
   /** One random known peer, as a hint for others to learn of it. */
   randomHint(random: Random): Peer | undefined {
-    if (this.list.length === 0) return undefined
-    return this.list[randomInt(random, this.list.length)]
+    const list = this.dir.list
+    if (this.size === 0) return undefined
+    for (;;) {
+      const p = list[randomInt(random, list.length)]!
+      if (p.name !== this.selfName) return p
+    }
   }
 }
 
-function sample<T>(items: readonly T[], k: number, random: Random): T[] {
-  return shuffle([...items], random).slice(0, k)
-}
-
 function shuffle<T>(items: T[], random: Random): T[] {
+  items = [...items]
   for (let i = items.length - 1; i > 0; i--) {
     const j = randomInt(random, i + 1)
     const t = items[i]!

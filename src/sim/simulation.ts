@@ -1,5 +1,6 @@
 import { type EngineConfigInput, engineConfig } from '../engine/config.js'
 import { GossipEngine, type SetOptions } from '../engine/engine.js'
+import { type PeerDirectory, peerDirectory } from '../engine/membership.js'
 import type { StateChange } from '../state/cluster-state.js'
 import type { Value, Version } from '../state/entry.js'
 import { MinHeap } from '../util/heap.js'
@@ -68,13 +69,13 @@ export class Simulation {
   }
 
   /** Adds a node. `seeds` defaults to the first node's address. */
-  addNode(options: { name?: string; seeds?: readonly string[] } = {}): SimNode {
+  addNode(options: { name?: string; seeds?: readonly string[]; peers?: PeerDirectory } = {}): SimNode {
     const index = this.nodes.length
     const name = options.name ?? `n${index}`
     const address = `sim:${index}`
     const generation = 1
     const seeds = options.seeds ?? (this.nodes.length > 0 ? [this.nodes[0]!.address] : [])
-    const engine = this.makeEngine(name, address, generation, seeds)
+    const engine = this.makeEngine(name, address, generation, seeds, this.now, options.peers)
     const node: SimNode = { index, name, address, engine, up: true, generation, wakeToken: 0, wakeAt: Infinity, clockOffsetMs: 0 }
     this.nodes.push(node)
     this.byAddress.set(address, node)
@@ -83,9 +84,16 @@ export class Simulation {
     return node
   }
 
-  private makeEngine(name: string, address: string, generation: number, seeds: readonly string[], clockMs = this.now): GossipEngine {
+  private makeEngine(
+    name: string,
+    address: string,
+    generation: number,
+    seeds: readonly string[],
+    clockMs = this.now,
+    peers?: PeerDirectory,
+  ): GossipEngine {
     const config = engineConfig({ ...this.engineOptions, name, address, generation, seeds })
-    return new GossipEngine(config, this.random.fork(), clockMs)
+    return new GossipEngine(config, this.random.fork(), clockMs, peers)
   }
 
   /**
@@ -93,13 +101,15 @@ export class Simulation {
    * dissemination is measured apart from discovery.
    */
   addCluster(n: number): SimNode[] {
+    const first = this.nodes.length
+    const existing = this.nodes.slice()
+    const all = [...existing.map((x) => ({ name: x.name, address: x.address }))]
+    for (let i = 0; i < n; i++) all.push({ name: `n${first + i}`, address: `sim:${first + i}` })
+    // One directory shared copy-on-write by the new nodes: O(N) memory, not O(N^2).
+    const dir = peerDirectory(all)
     const added: SimNode[] = []
-    for (let i = 0; i < n; i++) added.push(this.addNode({ seeds: [] }))
-    const all = this.nodes
-    for (const a of added) {
-      for (const b of all) if (a !== b) a.engine.addPeer(b.name, b.address)
-      for (const b of all) if (!added.includes(b)) b.engine.addPeer(a.name, a.address)
-    }
+    for (let i = 0; i < n; i++) added.push(this.addNode({ seeds: [], peers: dir }))
+    for (const b of existing) for (const a of added) b.engine.addPeer(a.name, a.address)
     return added
   }
 
