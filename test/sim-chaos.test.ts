@@ -8,8 +8,8 @@ const SECOND = 1000
 
 /**
  * Random writes, overwrites, deletes and TTL writes under loss, duplication,
- * reordering, partitions and nodes frozen for longer than the tombstone
- * retention. After healing, every live node must hold exactly what an oracle
+ * reordering, partitions (healed within half the retention) and nodes frozen
+ * for longer than the tombstone retention. After healing, every live node must hold exactly what an oracle
  * of all writes says: for each key the highest version ever written, absent
  * when that is a delete or an expired TTL. A node holding anything else has
  * lost a write or resurrected a delete.
@@ -35,6 +35,7 @@ for (const seed of seeds) {
       sim.network.faults.duplicate = 0.05
       sim.network.faults.maxLatencyMs = 40
       const frozen = new Set<SimNode>()
+      let partitioned = false
       const end = sim.now + 40 * SECOND
       while (sim.now < end) {
         const up = nodes.filter((n) => n.up)
@@ -54,11 +55,17 @@ for (const seed of seeds) {
           const value = `ttl-${n.name}@${sim.now}`
           const v = sim.set(n, key, value, { ttlMs: 2 * SECOND + Math.floor(r.next() * 4 * SECOND) })
           record(key, v, value, n.engine.state.getEntry(key)!.expiresAt)
-        } else if (roll < 0.76) {
+        } else if (roll < 0.8 && !partitioned) {
+          // Splits heal within half the retention: a split that outlives the
+          // retention with deletes on both sides is outside the guarantee
+          // (ARCHITECTURE.md). A single node away for any time is inside it.
           const cut = Math.floor(r.next() * 16)
           sim.network.partition((i) => (i < cut ? 0 : 1), nodes.length)
-        } else if (roll < 0.8) {
-          sim.network.heal()
+          partitioned = true
+          sim.at(sim.now + 500 + Math.floor(r.next() * 2500), () => {
+            sim.network.heal()
+            partitioned = false
+          })
         } else if (roll < 0.83 && frozen.size < 3) {
           const n = pick(up)
           sim.crash(n) // frozen with its state, possibly beyond the retention
