@@ -1,7 +1,7 @@
 import { MinHeap } from '../util/heap.js'
 import { Hash64, SetFingerprint } from '../util/hash.js'
 import { physicalMsOf } from './hlc.js'
-import { type Entry, type Value, type Version, compareVersions, contentHash, isLiveAt, versionHash } from './entry.js'
+import { type Entry, type EntryHashes, type Value, type Version, compareVersions, hashEntry, isLiveAt } from './entry.js'
 
 /** How long a due tombstone that the watermark does not cover yet waits before the next look. */
 const COLLECT_RECHECK_MS = 1000
@@ -27,12 +27,10 @@ export enum MergeOutcome {
 }
 
 /** Per-stored-entry bookkeeping kept beside the immutable entry. */
-interface Slot {
+interface Slot extends EntryHashes {
   readonly entry: Entry
-  readonly versionHash: [number, number]
   /** Whether the entry is counted in the live fingerprint (live and not yet expired by `advance`). */
   live: boolean
-  contentHash: [number, number] | undefined
 }
 
 /**
@@ -161,10 +159,10 @@ export class ClusterState {
       this.sortedOrigins = undefined
     } else {
       if (ts <= old) return
-      this.watermarkFp.toggle(new Hash64().string(origin).number(old).digest())
+      this.watermarkFp.toggle(...new Hash64().string(origin).number(old).digest())
     }
     this.watermarks.set(origin, ts)
-    this.watermarkFp.toggle(new Hash64().string(origin).number(ts).digest())
+    this.watermarkFp.toggle(...new Hash64().string(origin).number(ts).digest())
   }
 
   raiseGcFloor(origin: string, ts: number): void {
@@ -196,14 +194,15 @@ export class ClusterState {
     // An entry that is already due for collection carries no information a
     // peer still needs, and storing it could resurrect nothing: but it must
     // still win over an older live value, so it is stored and collected soon.
-    const slot: Slot = { entry, versionHash: versionHash(entry), live: false, contentHash: undefined }
+    const slot: Slot = { entry, live: false, vHi: 0, vLo: 0, cHi: 0, cLo: 0 }
+    hashEntry(entry, slot)
     let previous: StateChange['previous']
     if (prev !== undefined) {
       if (prev.live) previous = { value: prev.entry.value!, version: prev.entry }
       this.unlink(prev)
     }
     this.entries.set(entry.key, slot)
-    this.syncFp.toggle(slot.versionHash)
+    this.syncFp.toggle(slot.vHi, slot.vLo)
     let log = this.logs.get(entry.origin)
     if (log === undefined) {
       log = new OriginLog()
@@ -213,8 +212,7 @@ export class ClusterState {
     log.add(slot)
     if (isLiveAt(entry, Math.max(nowMs, this.advancedTo))) {
       slot.live = true
-      slot.contentHash = contentHash(entry)
-      this.liveFp.toggle(slot.contentHash)
+      this.liveFp.toggle(slot.cHi, slot.cLo)
       this.liveCount++
       if (entry.expiresAt !== undefined) this.expiryQueue.push(entry.expiresAt, slot)
     } else {
@@ -225,7 +223,7 @@ export class ClusterState {
       this.pendingChanges.push({
         key: entry.key,
         value: slot.live ? entry.value : undefined,
-        version: { ts: entry.ts, origin: entry.origin },
+        version: entry,
         expiresAt: entry.expiresAt,
         previous,
         source,
@@ -236,9 +234,9 @@ export class ClusterState {
 
   /** Removes a slot from the map's accounting (the caller replaces or deletes it). */
   private unlink(slot: Slot): void {
-    this.syncFp.toggle(slot.versionHash)
+    this.syncFp.toggle(slot.vHi, slot.vLo)
     if (slot.live) {
-      this.liveFp.toggle(slot.contentHash!)
+      this.liveFp.toggle(slot.cHi, slot.cLo)
       this.liveCount--
       slot.live = false
     } else {
@@ -277,7 +275,7 @@ export class ClusterState {
       if (due === undefined || due > nowMs) break
       const slot = this.expiryQueue.pop()!
       if (this.entries.get(slot.entry.key) !== slot || !slot.live) continue
-      this.liveFp.toggle(slot.contentHash!)
+      this.liveFp.toggle(slot.cHi, slot.cLo)
       slot.live = false
       this.liveCount--
       this.tombstoneCount++

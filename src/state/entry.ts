@@ -39,19 +39,33 @@ export function isLiveAt(e: Entry, nowMs: number): boolean {
   return e.value !== undefined && (e.expiresAt === undefined || nowMs < e.expiresAt)
 }
 
-/** Fingerprint of a write's identity: two replicas holding the same version of a key hold the same write. */
-export function versionHash(e: Entry): [number, number] {
-  return new Hash64().string(e.key).number(e.ts).string(e.origin).digest()
+/** The lanes of an entry's two fingerprints (see `ClusterState`). */
+export interface EntryHashes {
+  /** Version hash: identifies the write (key, ts, origin). */
+  vHi: number
+  vLo: number
+  /** Content hash: the version plus value and expiry, for `stateHash`. */
+  cHi: number
+  cLo: number
 }
 
-/** Fingerprint of a live entry's content, for `stateHash`. */
-export function contentHash(e: Entry): [number, number] {
-  const h = new Hash64().string(e.key).number(e.ts).string(e.origin)
+const hasher = new Hash64()
+
+/**
+ * Computes both fingerprints of an entry into `out` in one pass: the content
+ * hash continues from the version hash, so the key is read once and nothing
+ * is allocated.
+ */
+export function hashEntry(e: Entry, out: EntryHashes): void {
+  const h = hasher.reset().string(e.key).number(e.ts).string(e.origin)
+  out.vHi = h.hi()
+  out.vLo = h.lo()
   const v = e.value
   if (typeof v === 'string') h.number(1).string(v)
   else if (v !== undefined) h.number(2).bytes(v)
   h.number(e.expiresAt ?? 0)
-  return h.digest()
+  out.cHi = h.hi()
+  out.cLo = h.lo()
 }
 
 export function valuesEqual(a: Value | undefined, b: Value | undefined): boolean {

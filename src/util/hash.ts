@@ -26,9 +26,12 @@ export class Hash64 {
     this.h2 = (Math.imul(g, 9) + 0x38495ab5) | 0
   }
 
+  /** Mixes the UTF-16 code units of a string, two per round. */
   string(s: string): this {
     const n = s.length
-    for (let i = 0; i < n; i++) this.mix(s.charCodeAt(i))
+    let i = 0
+    for (; i + 1 < n; i += 2) this.mix(s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16))
+    if (i < n) this.mix(s.charCodeAt(i))
     this.mix(n ^ 0x5a5a5a5a)
     return this
   }
@@ -51,9 +54,25 @@ export class Hash64 {
     return this
   }
 
-  /** Finalised lanes (fmix32 avalanche), as two unsigned 32-bit integers. */
+  /** Starts over, so one instance can hash many items without allocating. */
+  reset(): this {
+    this.h1 = 0x9747b28c
+    this.h2 = 0x1b873593
+    return this
+  }
+
+  /** First finalised lane (fmix32 avalanche), an unsigned 32-bit integer. */
+  hi(): number {
+    return fmix32(this.h1 ^ this.h2)
+  }
+
+  /** Second finalised lane. */
+  lo(): number {
+    return fmix32(this.h2 + Math.imul(this.h1, 3))
+  }
+
   digest(): [number, number] {
-    return [fmix32(this.h1 ^ this.h2), fmix32(this.h2 + Math.imul(this.h1, 3))]
+    return [this.hi(), this.lo()]
   }
 }
 
@@ -71,9 +90,9 @@ export class SetFingerprint {
   hi = 0
   lo = 0
 
-  toggle(h: readonly [number, number]): void {
-    this.hi = (this.hi ^ h[0]) >>> 0
-    this.lo = (this.lo ^ h[1]) >>> 0
+  toggle(hi: number, lo: number): void {
+    this.hi = (this.hi ^ hi) >>> 0
+    this.lo = (this.lo ^ lo) >>> 0
   }
 
   equals(hi: number, lo: number): boolean {
