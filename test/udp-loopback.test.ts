@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
+import { waitFor } from '../src/util/wait.js'
 import { ConfigError, type ChangeEvent, Grapevine, InvalidKeyError, StoppedError, ValueTooLargeError } from '../src/index.js'
-
-async function waitFor(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (predicate()) return true
-    await sleep(20)
-  }
-  return predicate()
-}
 
 const fast = { gossipIntervalMs: 100, fanout: 2 }
 

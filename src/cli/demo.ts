@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Grapevine } from '../node.js'
+import { waitFor } from '../util/wait.js'
 
 /**
  * The seed scenario on five real nodes over loopback UDP, in one process:
@@ -21,15 +21,6 @@ export const DEMO_DEFAULTS: DemoOptions = {
   fanout: 1,
   tombstoneRetentionMs: 4000,
   log: (line) => console.log(line),
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (predicate()) return true
-    await sleep(25)
-  }
-  return predicate()
 }
 
 function fmt(v: unknown): string {

@@ -74,29 +74,28 @@ export class UdpTransport {
     return t
   }
 
-  send(to: string, bytes: Buffer): void {
-    if (this.closed) return
-    let target: HostPort
+  /** Parses a peer address; a bad one is reported and yields undefined. */
+  private target(to: string): HostPort | undefined {
+    if (this.closed) return undefined
     try {
-      target = parseHostPort(to, 'peer address')
+      return parseHostPort(to, 'peer address')
     } catch (err) {
       this.handlers.onError(err as Error, `bad peer address ${to}`)
-      return
+      return undefined
     }
+  }
+
+  send(to: string, bytes: Buffer): void {
+    const target = this.target(to)
+    if (target === undefined) return
     this.udp.send(bytes, target.port, target.host, (err) => {
       if (err) this.handlers.onError(err, `udp send to ${to}`)
     })
   }
 
   sendStream(to: string, bytes: Buffer): void {
-    if (this.closed) return
-    let target: HostPort
-    try {
-      target = parseHostPort(to, 'peer address')
-    } catch (err) {
-      this.handlers.onError(err as Error, `bad peer address ${to}`)
-      return
-    }
+    const target = this.target(to)
+    if (target === undefined) return
     const socket = net.connect({ host: target.host, port: target.port })
     this.sockets.add(socket)
     socket.setTimeout(this.options.streamTimeoutMs, () => socket.destroy(new Error('stream send timed out')))
