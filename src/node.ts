@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter, on } from 'node:events'
+import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
 import { GossipEngine, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
@@ -39,6 +40,20 @@ export interface ChangeEvent {
 export interface Member {
   readonly name: string
   readonly address: string
+}
+
+/**
+ * The host to advertise for a bind address: itself, or for a wildcard bind
+ * the first non-internal address of that family (as memberlist does), or
+ * loopback when the machine has none.
+ */
+function advertisableHost(bindHost: string): string {
+  if (bindHost !== '0.0.0.0' && bindHost !== '::') return bindHost
+  const family = bindHost === '::' ? 'IPv6' : 'IPv4'
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === family) return a.address
+  }
+  return family === 'IPv6' ? '::1' : '127.0.0.1'
 }
 
 function publicVersion(v: { ts: number; origin: string }): Version {
@@ -103,11 +118,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         onError: (err, context) => holder.node?.onNetworkError(err, context),
       },
     )
-    let address = o.advertise
-    if (address === undefined) {
-      const host = bind.host === '0.0.0.0' || bind.host === '::' ? '127.0.0.1' : bind.host
-      address = formatHostPort(host, transport.bound.port)
-    }
+    const address = o.advertise ?? formatHostPort(advertisableHost(bind.host), transport.bound.port)
     const now = Date.now()
     const config = engineConfig({
       name: o.name,
