@@ -1,14 +1,15 @@
 /**
  * Hybrid logical clock (Kulkarni et al., 2014) packed into one JavaScript
- * number: `physicalMs * 2^12 + counter`. Wall-clock milliseconds up to the
- * year 4000 times 4096 stay below 2^53, so timestamps compare and encode as
- * exact integers.
+ * number: `physicalMs * 2^10 + counter`. Wall-clock milliseconds up to the
+ * year 2248 times 1024 stay below 2^53, so timestamps compare and encode as
+ * exact integers. More than 1024 events in one millisecond borrow from the
+ * next millisecond, so the clock runs ahead only under that load.
  *
  * Invariant: `last` never decreases. A wall clock that steps back makes the
  * counter advance instead; a remote timestamp ahead of us is absorbed on
  * receipt (after the caller has checked it against the drift bound).
  */
-export const HLC_COUNTER_SPACE = 4096
+export const HLC_COUNTER_SPACE = 1024
 
 export function physicalMsOf(ts: number): number {
   return Math.floor(ts / HLC_COUNTER_SPACE)
