@@ -61,11 +61,12 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<boole
     first.set('service_version', 'v1.2.0')
     first.set('config_hash', 'abcdef123')
     const allHaveInitial = (): boolean => nodes.every((n) => n.get('config_hash') !== undefined && n.get('service_version') !== undefined)
-    if (!(await waitFor(() => allHaveInitial() && sameHash(), 15 * o.gossipIntervalMs))) {
-      log('FAILED: the initial state did not reach every node')
+    const allKnown = (): boolean => nodes.every((n) => n.members().length === nodes.length - 1)
+    if (!(await waitFor(() => allHaveInitial() && sameHash() && allKnown(), 20 * o.gossipIntervalMs))) {
+      log('FAILED: the initial state did not reach every node, or nodes did not discover each other')
       return false
     }
-    log('\ninitial state, identical on every node:')
+    log(`\nevery node knows the other ${nodes.length - 1} (learned through gossip from the one seed); initial state, identical on every node:`)
     table()
 
     // Stage 2: one update, round by round.

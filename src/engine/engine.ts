@@ -211,14 +211,14 @@ export class GossipEngine {
   private gossipRound(): void {
     const sync = this.state.syncFingerprint
     const wm = this.state.watermarkFingerprint
-    const hint = this.membership.randomHint(this.random)
+    const hints = this.membership.hints(this.random, 3)
     const bytes = encodeParts(this.header, {
       type: MessageType.Probe,
       syncHi: sync.hi,
       syncLo: sync.lo,
       wmHi: wm.hi,
       wmLo: wm.lo,
-      members: hint === undefined ? [] : [{ name: hint.name, address: hint.address }],
+      members: hints.map((p) => ({ name: p.name, address: p.address })),
     })
     for (const to of this.membership.pickAddresses(this.config.fanout, this.random)) {
       this.send(to, bytes, MessageType.Probe, false)

@@ -29,6 +29,12 @@ export function peerDirectory(peers: readonly Peer[]): PeerDirectory {
 export class Membership {
   private dir: PeerDirectory
   private owned: boolean
+  /**
+   * Peers learned recently, each with the number of hints it may still ride
+   * in (memberlist's retransmit budget): news of a joiner spreads in a few
+   * rounds, and the hints stop costing bytes once it has.
+   */
+  private recent: { peer: Peer; remaining: number }[] = []
 
   constructor(
     private readonly selfName: string,
@@ -67,6 +73,8 @@ export class Membership {
     }
     dir.byName.set(name, peer)
     dir.list.push(peer)
+    this.recent.push({ peer, remaining: 3 * Math.ceil(Math.log10(this.size + 1) + 1) })
+    if (this.recent.length > 64) this.recent.shift()
     return true
   }
 
@@ -114,14 +122,29 @@ export class Membership {
     return out
   }
 
-  /** One random known peer, as a hint for others to learn of it. */
-  randomHint(random: Random): Peer | undefined {
-    const list = this.dir.list
-    if (this.size === 0) return undefined
-    for (;;) {
-      const p = list[randomInt(random, list.length)]!
-      if (p.name !== this.selfName) return p
+  /**
+   * Peers to name in an outgoing probe: up to `max - 1` recently learned
+   * ones (spending their budget) and one at random, which keeps discovery
+   * going at one hint per probe once nothing is new.
+   */
+  hints(random: Random, max: number): Peer[] {
+    const out: Peer[] = []
+    for (let i = 0; i < this.recent.length && out.length < max - 1; i++) {
+      const r = this.recent[i]!
+      out.push(r.peer)
+      r.remaining--
     }
+    if (this.recent.length > 0 && this.recent[0]!.remaining <= 0) this.recent = this.recent.filter((r) => r.remaining > 0)
+    const list = this.dir.list
+    if (this.size > 0 && out.length < max) {
+      for (;;) {
+        const p = list[randomInt(random, list.length)]!
+        if (p.name === this.selfName) continue
+        if (!out.includes(p)) out.push(p)
+        break
+      }
+    }
+    return out
   }
 }
 
