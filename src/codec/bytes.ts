@@ -71,6 +71,9 @@ export class Reader {
     if (n > maxLen) throw new DecodeError('limit-exceeded', `string of ${n} bytes exceeds limit ${maxLen}`)
     this.need(n)
     const s = this.buf.toString('utf8', this.pos, this.pos + n)
+    // Invalid UTF-8 decodes to U+FFFD, which re-encodes larger than it came:
+    // refuse it, so a string accepted within its limit stays within it.
+    if (s.includes('\ufffd') && Buffer.byteLength(s, 'utf8') !== n) throw new DecodeError('malformed', 'invalid UTF-8')
     this.pos += n
     return s
   }

@@ -16,8 +16,20 @@ import { type ClusterState, MergeOutcome } from '../state/cluster-state.js'
 import type { Entry } from '../state/entry.js'
 import { type Random, randomInt } from '../util/random.js'
 
-export function inRange(origin: string, start: string, end: string | undefined): boolean {
-  return origin >= start && (end === undefined || origin < end)
+/**
+ * The index spans of the sorted origins inside a page's range. A range runs
+ * from `start` along the name order to `end` (exclusive) and wraps around
+ * past the last name: `end` undefined stops at the last origin without
+ * wrapping; `end <= start` wraps (`end === start`: the whole circle).
+ */
+export function rangeSpans(sorted: readonly string[], start: string, end: string | undefined): [number, number][] {
+  const from = lowerBound(sorted, start)
+  if (end === undefined) return [[from, sorted.length]]
+  if (end > start) return [[from, lowerBound(sorted, end)]]
+  return [
+    [from, sorted.length],
+    [0, Math.min(lowerBound(sorted, end), from)],
+  ]
 }
 
 /** Index of the first origin >= `start` in the sorted list. */
@@ -33,42 +45,46 @@ function lowerBound(sorted: readonly string[], start: string): number {
 }
 
 /**
- * Our digest for the name range starting at `start` (at most up to `end`), cut
- * to `budget` bytes: the page's end is then the first origin left out, so the
+ * Our digest for the range from `start` (at most up to `end`), cut to
+ * `budget` bytes: the page's end is then the first origin left out, so the
  * page still says exactly which origins it covers.
  */
 export function digestPage(state: ClusterState, start: string, end: string | undefined, budget: number): DigestPage {
   const origins = state.origins()
   const rows = new Map<string, number>()
   let used = pageSizeOverhead(start, end)
-  let pageEnd = end
-  for (let i = lowerBound(origins, start); i < origins.length; i++) {
-    const o = origins[i]!
-    if (end !== undefined && o >= end) break
-    const wm = state.watermark(o)
-    const size = digestRowSize(o, wm)
-    // Reserve room for the end bound we would have to add when cutting here.
-    if (used + size + digestRowSize(o, 0) > budget) {
-      pageEnd = o
-      break
+  for (const [from, to] of rangeSpans(origins, start, end)) {
+    for (let i = from; i < to; i++) {
+      const o = origins[i]!
+      const wm = state.watermark(o)
+      const size = digestRowSize(o, wm)
+      // Reserve room for the end bound we would have to add when cutting here.
+      if (used + size + digestRowSize(o, 0) > budget) return { start, end: o, rows }
+      rows.set(o, wm)
+      used += size
     }
-    rows.set(o, wm)
-    used += size
   }
-  return { start, end: pageEnd, rows }
+  return { start, end, rows }
 }
 
 /**
  * A digest page to open a reconciliation: all origins if they fit, else a
- * window starting at a random origin, so successive rounds cover the whole
- * name space.
+ * window of the name circle starting at a random origin and wrapping around,
+ * so every origin is equally likely to be covered.
  */
 export function openingDigestPage(state: ClusterState, budget: number, random: Random): DigestPage {
   const full = digestPage(state, '', undefined, budget)
   if (full.end === undefined) return full
   const origins = state.origins()
   const start = origins[randomInt(random, origins.length)]!
-  return digestPage(state, start, undefined, budget)
+  return digestPage(state, start, start, budget)
+}
+
+/** The indices of our origins inside a page's range, in range order. */
+function indicesInRange(origins: readonly string[], page: DigestPage): number[] {
+  const out: number[] = []
+  for (const [from, to] of rangeSpans(origins, page.start, page.end)) for (let i = from; i < to; i++) out.push(i)
+  return out
 }
 
 /**
@@ -79,9 +95,8 @@ export function openingDigestPage(state: ClusterState, budget: number, random: R
  */
 export function isBehindHorizon(state: ClusterState, page: DigestPage): boolean {
   const origins = state.origins()
-  for (let i = lowerBound(origins, page.start); i < origins.length; i++) {
+  for (const i of indicesInRange(origins, page)) {
     const o = origins[i]!
-    if (page.end !== undefined && o >= page.end) break
     const floor = state.gcFloor(o)
     if (floor > 0 && (page.rows.get(o) ?? 0) < floor) return true
   }
@@ -111,10 +126,8 @@ export interface Delta {
  */
 export function deltaFor(state: ClusterState, page: DigestPage, budget: number, random: Random): Delta {
   const origins = state.origins()
-  const first = lowerBound(origins, page.start)
-  let last = origins.length
-  if (page.end !== undefined) last = lowerBound(origins, page.end)
-  const n = last - first
+  const inPage = indicesInRange(origins, page)
+  const n = inPage.length
   const segments: Segment[] = []
   let used = 0
   let truncated = false
@@ -123,7 +136,7 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
   if (n <= 0) return { segments, bytes: 0, truncated, blockedByLargeEntry: false, entryCount }
   const offset = randomInt(random, n)
   for (let k = 0; k < n && !truncated; k++) {
-    const origin = origins[first + ((offset + k) % n)]!
+    const origin = origins[inPage[(offset + k) % n]!]!
     const peerWm = page.rows.get(origin) ?? 0
     const ourWm = state.watermark(origin)
     const entries: Entry[] = []
@@ -133,19 +146,36 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
       break
     }
     let segUsed = overhead
-    let complete = true
-    for (const e of state.entriesAfter(origin, peerWm)) {
-      const size = entryBodySize(e)
-      if (used + segUsed + size > budget) {
-        complete = false
-        truncated = true
-        if (entries.length === 0 && segUsed + size > budget) blocked = true
-        break
+    const all = [...state.entriesAfter(origin, peerWm)]
+    // Entries beyond our watermark came to us by push: they are sent
+    // unvouched (upTo stays at our watermark), so they need not follow the
+    // vouched ones contiguously.
+    let firstUnvouched = all.findIndex((e) => e.ts > ourWm)
+    if (firstUnvouched < 0) firstUnvouched = all.length
+    let i = 0
+    let cut = false
+    let skipped = false
+    for (; i < all.length; i++) {
+      const size = entryBodySize(all[i]!)
+      if (used + segUsed + size <= budget) {
+        entries.push(all[i]!)
+        segUsed += size
+        continue
       }
-      entries.push(e)
-      segUsed += size
+      if (i === firstUnvouched && !skipped && all.length - i > 1) {
+        // The unvouched entries do not all fit: start them at a random one,
+        // so a small budget does not resend the same first ones every round.
+        skipped = true
+        i += randomInt(random, all.length - i) - 1
+        continue
+      }
+      cut = true
+      if (entries.length === 0 && segUsed + size > budget) blocked = true
+      break
     }
-    let upTo = complete ? ourWm : Math.min(entries[entries.length - 1]?.ts ?? 0, ourWm)
+    if (cut || skipped) truncated = true
+    // Every vouched entry went unless the cut fell among them.
+    let upTo = !cut || i >= firstUnvouched ? ourWm : Math.min(entries[entries.length - 1]?.ts ?? 0, ourWm)
     if (upTo <= peerWm) upTo = 0
     if (entries.length === 0 && upTo === 0) continue
     segments.push({ origin, upTo, entries })
@@ -201,7 +231,8 @@ export function applySegments(
       onAccepted(e)
       if (state.merge(e, nowMs, source) === MergeOutcome.Applied) result.applied++
     }
-    if (ok && seg.upTo > 0 && seg.upTo >= prevTs && seg.upTo <= maxTs) state.raiseWatermark(seg.origin, seg.upTo)
+    // upTo may lie below the last entry: entries beyond the sender's watermark came to it by push and are sent unvouched.
+    if (ok && seg.upTo > 0 && seg.upTo <= maxTs) state.raiseWatermark(seg.origin, seg.upTo)
   }
   return result
 }

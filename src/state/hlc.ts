@@ -11,6 +11,9 @@
  */
 export const HLC_COUNTER_SPACE = 1024
 
+/** The highest timestamp a clock absorbs: room for 2^20 more ticks below 2^53. */
+export const HLC_MAX = Number.MAX_SAFE_INTEGER - 2 ** 20
+
 export function physicalMsOf(ts: number): number {
   return Math.floor(ts / HLC_COUNTER_SPACE)
 }
@@ -29,9 +32,14 @@ export class HybridLogicalClock {
     return this.last
   }
 
-  /** Absorbs a timestamp seen from another node, so later local ones exceed it. */
+  /**
+   * Absorbs a timestamp seen from another node, so later local ones exceed
+   * it. Timestamps above `HLC_MAX` are ignored: absorbing them would leave no
+   * room for later ticks to stay exact integers (the engine refuses them
+   * long before, as too far in the future).
+   */
   observe(remoteTs: number): void {
-    if (remoteTs > this.last) this.last = remoteTs
+    if (remoteTs > this.last && remoteTs <= HLC_MAX) this.last = remoteTs
   }
 
   get latest(): number {
