@@ -244,9 +244,14 @@ export class GossipEngine {
     this.stats.sent(type, bytes.length, stream)
   }
 
-  /** The highest timestamp we accept from others: our clock plus the allowed drift. */
+  /**
+   * The highest timestamp we accept from others: our wall clock plus the
+   * allowed drift. Measured from the wall clock, not from our hybrid clock,
+   * which absorbs accepted remote timestamps: otherwise a stream of writes
+   * each just inside the bound would ratchet the bound ever further ahead.
+   */
   private maxAcceptableTs(nowMs: number): number {
-    return hlcFromPhysicalMs(Math.max(nowMs, physicalMsOf(this.clock.latest)) + this.config.maxClockDriftMs)
+    return hlcFromPhysicalMs(nowMs + this.config.maxClockDriftMs)
   }
 
   /**

@@ -156,17 +156,17 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
     let cut = false
     let skipped = false
     for (; i < all.length; i++) {
+      if (i === firstUnvouched && !skipped && all.length - i > 1 && used + segUsed + sizeOf(all, i) > budget) {
+        // The unvouched entries do not all fit: start them at a random one,
+        // so a small budget does not resend the same first ones every round.
+        skipped = true
+        i += randomInt(random, all.length - i)
+        if (i >= all.length) break
+      }
       const size = entryBodySize(all[i]!)
       if (used + segUsed + size <= budget) {
         entries.push(all[i]!)
         segUsed += size
-        continue
-      }
-      if (i === firstUnvouched && !skipped && all.length - i > 1) {
-        // The unvouched entries do not all fit: start them at a random one,
-        // so a small budget does not resend the same first ones every round.
-        skipped = true
-        i += randomInt(random, all.length - i) - 1
         continue
       }
       cut = true
@@ -183,6 +183,13 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
     entryCount += entries.length
   }
   return { segments, bytes: used, truncated, blockedByLargeEntry: blocked, entryCount }
+}
+
+/** Encoded size of the entries from index `from` on. */
+function sizeOf(entries: readonly Entry[], from: number): number {
+  let n = 0
+  for (let i = from; i < entries.length; i++) n += entryBodySize(entries[i]!)
+  return n
 }
 
 export interface ApplyResult {
