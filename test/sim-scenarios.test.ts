@@ -179,6 +179,22 @@ describe('simulated clusters (seeded, replayable)', () => {
     })
   })
 
+  test('the drift bound is measured from the wall clock: accepted writes do not ratchet it forward', (t) => {
+    simulate(t.name, 13, { engine: { maxClockDriftMs: 60 * SECOND } }, (sim) => {
+      const nodes = sim.addCluster(4)
+      sim.runFor(SECOND)
+      const fast = nodes[3]!
+      fast.clockOffsetMs = 50 * SECOND
+      sim.set(fast, 'a', 'within the bound')
+      assert.notEqual(timeUntilAll(sim, 'a', 'within the bound', 5 * SECOND), undefined)
+      // Receivers' hybrid clocks now run 50 s ahead; the bound must not follow them.
+      fast.clockOffsetMs = 100 * SECOND
+      sim.set(fast, 'b', 'beyond the bound')
+      sim.runFor(5 * SECOND)
+      for (const n of nodes.slice(0, 3)) assert.equal(n.engine.get(sim.clockOf(n), 'b'), undefined, `${n.name} accepted a write 100 s ahead`)
+    })
+  })
+
   test('a value larger than a datagram spreads by stream', (t) => {
     simulate(t.name, 10, {}, (sim) => {
       const nodes = sim.addCluster(8)
