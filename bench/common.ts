@@ -1,0 +1,262 @@
+/**
+ * Shared pieces of the benchmark suite: the task descriptions that the runner
+ * hands to worker processes, their results, statistics and progress output.
+ *
+ * Every measurement runs in its own child process (`worker.ts`), so that peak
+ * RSS and heap figures belong to that measurement alone and two tasks can run
+ * on the two cores at once.
+ */
+
+/** Prefix of the result line a worker prints on stdout. */
+export const RESULT_PREFIX = 'RESULT '
+
+/** What a worker prints after RESULT_PREFIX. */
+export interface WorkerOutput {
+  readonly result: Result
+  /** CPU the rest of the machine used during the task, in cores on average (undefined: not measurable here). */
+  readonly otherCores: number | undefined
+  readonly wallMs: number
+}
+
+/** Gossip interval of every simulated measurement (ms); "rounds" are virtual ms / this. */
+export const INTERVAL_MS = 1000
+
+// ---- tasks ------------------------------------------------------------------
+
+/** One update spreading through a formed cluster of the real engine, one run per seed. */
+export interface SpreadTask {
+  readonly kind: 'spread'
+  readonly n: number
+  readonly fanout: number
+  /** 'anti-entropy': eagerPush false; 'eager': defaults; 'push-only': eager push with no anti-entropy round. */
+  readonly mode: SpreadMode
+  readonly seeds: readonly number[]
+}
+export type SpreadMode = 'anti-entropy' | 'eager' | 'push-only'
+
+/** The textbook models of push-pull gossip (no engine), over the same seeds. */
+export interface TheoryTask {
+  readonly kind: 'theory'
+  readonly n: number
+  readonly fanout: number
+  readonly seeds: readonly number[]
+}
+
+/** Bytes per node per second: idle, while writing, idle again after settling. */
+export interface TrafficTask {
+  readonly kind: 'traffic'
+  readonly n: number
+  readonly seed: number
+  readonly idleMs: number
+  readonly writeMs: number
+  readonly writesPerSec: number
+}
+
+/** Entries merged per second by one ClusterState; Delta messages decoded and applied per second. */
+export interface MergeTask {
+  readonly kind: 'merge'
+  readonly entries: number
+  readonly overwriteKeys: number
+  readonly deltaMessages: number
+  readonly reps: number
+}
+
+/** Heap bytes per key of a node holding `keys` keys (needs --expose-gc). */
+export interface MemoryTask {
+  readonly kind: 'memory'
+  readonly keys: number
+}
+
+/** A new node joining a node that holds `keys` keys, until it holds them all. */
+export interface JoinTask {
+  readonly kind: 'join'
+  readonly keys: number
+  readonly seed: number
+}
+
+/** An idle formed cluster of `n` nodes for `simMs` virtual ms: wall time and peak RSS. */
+export interface ScaleTask {
+  readonly kind: 'scale'
+  readonly n: number
+  readonly simMs: number
+  readonly seed: number
+}
+
+export type Task = SpreadTask | TheoryTask | TrafficTask | MergeTask | MemoryTask | JoinTask | ScaleTask
+
+// ---- results ----------------------------------------------------------------
+
+export interface SpreadRun {
+  readonly seed: number
+  /** Virtual ms from the write until the last node held it; null if it never did within the limit. */
+  readonly ms: number | null
+  /** Nodes holding the update at the end (n when complete). */
+  readonly reached: number
+  /** Virtual ms until half of the nodes held it. */
+  readonly halfMs: number | null
+  /** Share of nodes holding the update 20 ms after the write (eager push coverage). */
+  readonly within20ms: number
+  readonly wallMs: number
+  readonly events: number
+}
+
+export interface SpreadResult {
+  readonly kind: 'spread'
+  readonly n: number
+  readonly fanout: number
+  readonly mode: SpreadMode
+  readonly runs: SpreadRun[]
+}
+
+export interface TheoryResult {
+  readonly kind: 'theory'
+  readonly n: number
+  readonly fanout: number
+  /** Synchronous textbook push-pull, rounds until all informed, one per seed. */
+  readonly sync: number[]
+  /** The same protocol with asynchronous rounds (random phase per node, zero latency), rounds per seed. */
+  readonly async: number[]
+  /** Mean-field recurrence: first round at which P(all informed) >= 0.5 and >= 0.99. */
+  readonly meanFieldP50: number
+  readonly meanFieldP99: number
+  /** log_{2f+1}(n) + log_{f+1}(ln n): the leading terms (Karp et al. 2000 for f = 1). */
+  readonly formula: number
+}
+
+export interface TrafficPhase {
+  /** Mean over nodes of (datagram + stream bytes out) per second. */
+  readonly bytesPerNodePerSec: number
+  /** The busiest node's bytes out per second. */
+  readonly maxNodeBytesPerSec: number
+  readonly datagramsPerNodePerSec: number
+  readonly streamBytesShare: number
+}
+
+export interface TrafficResult {
+  readonly kind: 'traffic'
+  readonly n: number
+  readonly idleMs: number
+  readonly writeMs: number
+  readonly writesPerSec: number
+  readonly idleEmpty: TrafficPhase
+  readonly writing: TrafficPhase
+  readonly idleSettled: TrafficPhase
+  /** Virtual ms after the last write until every node had the same state. */
+  readonly settleMs: number | null
+  readonly keys: number
+  /** Distinct writing origins (one per writing node). */
+  readonly origins: number
+  /** (node, key) pairs not yet held when the writing phase ended, and 10 s later. */
+  readonly missingAtEnd: number
+  readonly missingAfter10s: number
+  /** Of the pairs missing 10 s after the writes: their origin's position in name order (0-based) and count. */
+  readonly missingByOriginRank: [number, number][]
+  readonly wallMs: number
+}
+
+export interface MergeResult {
+  readonly kind: 'merge'
+  readonly entries: number
+  /** Entries per second, best of `reps`, per scenario. */
+  readonly distinctPerSec: number
+  readonly overwritePerSec: number
+  readonly stalePerSec: number
+  /** Ceiling for comparison: Map.set of the same distinct keys with a slot-sized object, fresh Map. */
+  readonly mapBaselinePerSec: number
+  readonly overwriteKeys: number
+  /** Delta datagrams decoded and applied by GossipEngine.receive. */
+  readonly deltaMessagesPerSec: number
+  readonly deltaEntriesPerSec: number
+  readonly entriesPerDelta: number
+  readonly deltaBytes: number
+  readonly reps: number
+}
+
+export interface MemoryResult {
+  readonly kind: 'memory'
+  readonly keys: number
+  readonly keyBytes: number
+  readonly valueBytes: number
+  /** Heap growth per key of the node that wrote the keys. */
+  readonly heapBytesPerKey: number
+  /** Heap growth per key of a node that received them (one Delta stream message). */
+  readonly receivedHeapBytesPerKey: number
+  readonly rssBytesPerKey: number
+  readonly gcExposed: boolean
+}
+
+export interface JoinResult {
+  readonly kind: 'join'
+  readonly keys: number
+  /** Virtual ms from the join until the new node held every key; null if never. */
+  readonly virtualMs: number | null
+  readonly wallMs: number
+  readonly fillWallMs: number
+  readonly streamBytes: number
+  readonly streams: number
+  readonly datagrams: number
+  readonly converged: boolean
+}
+
+export interface ScaleResult {
+  readonly kind: 'scale'
+  readonly n: number
+  readonly simMs: number
+  readonly setupWallMs: number
+  readonly runWallMs: number
+  readonly events: number
+  readonly peakRssBytes: number
+  readonly heapUsedBytes: number
+}
+
+export type Result = SpreadResult | TheoryResult | TrafficResult | MergeResult | MemoryResult | JoinResult | ScaleResult
+
+// ---- statistics ---------------------------------------------------------------
+
+/** Nearest-rank percentile (p in (0, 100]) of the values; NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+}
+
+export function mean(values: readonly number[]): number {
+  if (values.length === 0) return NaN
+  let s = 0
+  for (const v of values) s += v
+  return s / values.length
+}
+
+export function seedList(count: number, base = 1): number[] {
+  return Array.from({ length: count }, (_, i) => base + i)
+}
+
+// ---- output -------------------------------------------------------------------
+
+const started = performance.now()
+
+/** Progress on stderr (stdout of a worker carries its result). */
+export function progress(message: string): void {
+  const s = ((performance.now() - started) / 1000).toFixed(1).padStart(6)
+  process.stderr.write(`[bench ${s}s] ${message}\n`)
+}
+
+export function describeTask(t: Task): string {
+  switch (t.kind) {
+    case 'spread':
+      return `spread ${t.mode} n=${t.n} fanout=${t.fanout} seeds=${t.seeds.length === 1 ? t.seeds[0] : `${t.seeds[0]}..${t.seeds[t.seeds.length - 1]}`}`
+    case 'theory':
+      return `theory n=${t.n} fanout=${t.fanout}`
+    case 'traffic':
+      return `traffic n=${t.n}`
+    case 'merge':
+      return `merge ${t.entries} entries`
+    case 'memory':
+      return `memory ${t.keys} keys`
+    case 'join':
+      return `join ${t.keys} keys`
+    case 'scale':
+      return `scale n=${t.n} ${t.simMs / 1000} sim-s`
+  }
+}

@@ -1,0 +1,518 @@
+/**
+ * Renders BENCHMARKS.md from the results of one run. Every figure comes from
+ * the results; targets are judged here against the measured numbers.
+ */
+import os from 'node:os'
+import { pushOnceCoverage } from './theory.js'
+import {
+  INTERVAL_MS,
+  type JoinResult,
+  type MemoryResult,
+  type MergeResult,
+  type Result,
+  type ScaleResult,
+  type SpreadMode,
+  type SpreadResult,
+  type Task,
+  type TrafficResult,
+  mean,
+  percentile,
+} from './common.js'
+
+export interface Plan {
+  readonly quick: boolean
+  readonly sizes: readonly number[]
+  readonly fanouts: readonly number[]
+  readonly seeds: readonly number[]
+  /** Seeds at 10,000 nodes (empty when that size is not run). */
+  readonly seedsAt10k: readonly number[]
+  readonly trafficSizes: readonly number[]
+  readonly traffic: { readonly idleMs: number; readonly writeMs: number; readonly writesPerSec: number }
+  readonly merge: { readonly entries: number; readonly overwriteKeys: number; readonly deltaMessages: number; readonly reps: number }
+  readonly keys: number
+  readonly scale: { readonly n: number; readonly simMs: number }
+}
+
+export interface TaskOutcome {
+  readonly task: Task
+  readonly result?: Result
+  readonly error?: string
+  readonly wallMs: number
+  /** CPU the rest of the machine used while the task ran, in cores on average (Linux). */
+  readonly otherCores?: number
+}
+
+export interface ReportInput {
+  readonly plan: Plan
+  readonly outcomes: readonly TaskOutcome[]
+  readonly startedAt: Date
+  readonly totalWallMs: number
+  readonly jobs: number
+}
+
+// ---- formatting -----------------------------------------------------------------
+
+const int = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–')
+const fix = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–')
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MiB`
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`
+
+function table(head: readonly string[], rows: readonly (readonly string[])[], align?: readonly ('l' | 'r')[]): string {
+  const sep = head.map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? '---:' : ':---'))
+  return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n')
+}
+
+type Verdict = 'PASS' | 'FAIL' | 'not measured'
+
+interface TargetRow {
+  readonly target: string
+  readonly measured: string
+  readonly verdict: Verdict
+}
+
+// ---- gathering ----------------------------------------------------------------
+
+/** All runs of one spread configuration, merged across the tasks that ran it. */
+function spreadRuns(outcomes: readonly TaskOutcome[], n: number, fanout: number, mode: SpreadMode): SpreadResult['runs'] {
+  const runs: SpreadResult['runs'][number][] = []
+  for (const o of outcomes) {
+    const r = o.result
+    if (r?.kind === 'spread' && r.n === n && r.fanout === fanout && r.mode === mode) runs.push(...r.runs)
+  }
+  return runs.sort((a, b) => a.seed - b.seed)
+}
+
+function resultsOf<K extends Result['kind']>(outcomes: readonly TaskOutcome[], kind: K): Extract<Result, { kind: K }>[] {
+  return outcomes.map((o) => o.result).filter((r): r is Extract<Result, { kind: K }> => r?.kind === kind)
+}
+
+interface RoundStats {
+  readonly count: number
+  readonly complete: number
+  readonly p50: number
+  readonly p99: number
+  readonly mean: number
+  readonly min: number
+  readonly max: number
+}
+
+/** Rounds (virtual ms / interval); an incomplete run counts as infinitely long. */
+function roundStats(runs: SpreadResult['runs']): RoundStats {
+  const rounds = runs.map((r) => (r.ms === null ? Infinity : r.ms / INTERVAL_MS))
+  const finite = rounds.filter(Number.isFinite)
+  return {
+    count: runs.length,
+    complete: finite.length,
+    p50: percentile(rounds, 50),
+    p99: percentile(rounds, 99),
+    mean: finite.length === rounds.length ? mean(rounds) : Infinity,
+    min: Math.min(...rounds),
+    max: Math.max(...rounds),
+  }
+}
+
+/**
+ * Whether a timed task ran on a quiet machine: the CPU that everything else
+ * (including the runner itself) used meanwhile, from /proc/stat. Above a
+ * quarter of a core, other work may have inflated its wall-time figures.
+ */
+function cpuNote(outcomes: readonly TaskOutcome[], kind: Result['kind']): string {
+  const o = outcomes.find((x) => x.result?.kind === kind)
+  if (o?.otherCores === undefined) return ''
+  const other = o.otherCores
+  return (
+    `While this ran, the rest of the machine used ${fix(other)} of its ${os.cpus().length} CPUs on average` +
+    (other > 0.25 ? ' — **other work competed for the CPU, so these wall-time figures may be inflated.**' : ' (quiet).')
+  )
+}
+
+function roundsCell(x: number): string {
+  return x === Infinity ? 'incomplete' : fix(x)
+}
+
+// ---- sections -------------------------------------------------------------------
+
+function header(input: ReportInput): string {
+  const cpus = os.cpus()
+  const model = cpus[0]?.model.trim() ?? 'unknown'
+  const { plan } = input
+  const lines = [
+    '# Benchmarks',
+    '',
+    plan.quick
+      ? '> **Quick smoke run** (`node dist/bench/run.js --quick`): small clusters and few seeds. These are not the reference figures; run `npm run bench` for them.'
+      : '> Written by `npm run bench` (the benchmark suite in `bench/`). Every figure below was measured by that run; rerun it to update this file.',
+    '',
+    table(
+      ['', ''],
+      [
+        ['Machine', `${model} × ${cpus.length}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM`],
+        ['OS', `${os.type()} ${os.release()} (${os.arch()})`],
+        ['Node', process.version],
+        ['Date', input.startedAt.toISOString()],
+        ['Reproduce', plan.quick ? '`npm run build && node dist/bench/run.js --quick`' : '`npm run bench`'],
+        ['Run time', `${secs(input.totalWallMs)} wall, ${input.jobs} worker process(es) at a time`],
+      ],
+      ['l', 'l'],
+    ),
+  ]
+  return lines.join('\n')
+}
+
+function targets(input: ReportInput): TargetRow[] {
+  const { outcomes } = input
+  const rows: TargetRow[] = []
+  for (const [n, limit] of [
+    [100, 5],
+    [1000, 7],
+    [10_000, 8],
+  ] as const) {
+    const runs = spreadRuns(outcomes, n, 3, 'anti-entropy')
+    const target = `Anti-entropy alone, fanout 3, ${int(n)} nodes: p99 ≤ ${limit} rounds`
+    if (runs.length === 0) {
+      rows.push({ target, measured: '–', verdict: 'not measured' })
+      continue
+    }
+    const s = roundStats(runs)
+    rows.push({ target, measured: `${roundsCell(s.p99)} rounds (${s.count} seeds)`, verdict: s.p99 <= limit ? 'PASS' : 'FAIL' })
+  }
+  const traffic = resultsOf(outcomes, 'traffic')
+  const small = traffic.find((t) => t.n === 100)
+  const big = traffic.find((t) => t.n === 10_000)
+  const ratioTarget = 'Idle traffic per node at 10,000 nodes ≤ 1.5 × that at 100 nodes'
+  if (small !== undefined && big !== undefined) {
+    const settled = big.idleSettled.bytesPerNodePerSec / small.idleSettled.bytesPerNodePerSec
+    const empty = big.idleEmpty.bytesPerNodePerSec / small.idleEmpty.bytesPerNodePerSec
+    rows.push({
+      target: ratioTarget,
+      measured: `${fix(settled)}× settled (${fix(big.idleSettled.bytesPerNodePerSec, 1)} vs ${fix(small.idleSettled.bytesPerNodePerSec, 1)} B/s); ${fix(empty)}× empty state`,
+      verdict: settled <= 1.5 && empty <= 1.5 ? 'PASS' : 'FAIL',
+    })
+  } else {
+    rows.push({ target: ratioTarget, measured: '–', verdict: 'not measured' })
+  }
+  const merge = resultsOf(outcomes, 'merge')[0]
+  const mergeTarget = 'ClusterState merges ≥ 1,000,000 entries/s (distinct keys and overwrites)'
+  if (merge !== undefined) {
+    const worst = Math.min(merge.distinctPerSec, merge.overwritePerSec)
+    rows.push({
+      target: mergeTarget,
+      measured: `${int(merge.distinctPerSec)}/s distinct, ${int(merge.overwritePerSec)}/s overwrites`,
+      verdict: worst >= 1_000_000 ? 'PASS' : 'FAIL',
+    })
+  } else {
+    rows.push({ target: mergeTarget, measured: '–', verdict: 'not measured' })
+  }
+  return rows
+}
+
+function targetSection(input: ReportInput): string {
+  const rows = targets(input)
+  return [
+    '## Targets',
+    '',
+    table(
+      ['Target', 'Measured', 'Result'],
+      rows.map((r) => [r.target, r.measured, r.verdict === 'PASS' ? '**PASS**' : r.verdict === 'FAIL' ? '**FAIL**' : r.verdict]),
+      ['l', 'l', 'l'],
+    ),
+  ].join('\n')
+}
+
+function antiEntropySection(input: ReportInput): string {
+  const { plan, outcomes } = input
+  const theory = resultsOf(outcomes, 'theory')
+  const rows: string[][] = []
+  const gaps: string[][] = []
+  for (const n of plan.sizes) {
+    for (const f of plan.fanouts) {
+      const runs = spreadRuns(outcomes, n, f, 'anti-entropy')
+      const th = theory.find((t) => t.n === n && t.fanout === f)
+      if (runs.length === 0 && th === undefined) continue
+      const s = roundStats(runs)
+      const sync50 = th === undefined ? NaN : percentile(th.sync, 50)
+      const sync99 = th === undefined ? NaN : percentile(th.sync, 99)
+      const async50 = th === undefined ? NaN : percentile(th.async, 50)
+      const async99 = th === undefined ? NaN : percentile(th.async, 99)
+      rows.push([
+        int(n),
+        String(f),
+        String(s.count),
+        roundsCell(s.p50),
+        roundsCell(s.p99),
+        roundsCell(s.mean),
+        `${roundsCell(s.min)}–${roundsCell(s.max)}`,
+        th === undefined ? '–' : fix(th.formula),
+        th === undefined ? '–' : `${th.meanFieldP50} / ${th.meanFieldP99}`,
+        th === undefined ? '–' : `${sync50} / ${sync99}`,
+        th === undefined ? '–' : `${fix(async50)} / ${fix(async99)}`,
+      ])
+      if (th !== undefined && s.count > 0) gaps.push(gapRow(n, f, s, sync50, sync99, async50, async99))
+    }
+  }
+  const lines = [
+    '## 1. One update by anti-entropy alone',
+    '',
+    `Engine option \`eagerPush: false\`, \`gossipIntervalMs\` = ${INTERVAL_MS}, formed cluster (\`Simulation.addCluster\`), 1 ms links, no loss.`,
+    'A random node writes one key at a random instant (2–3 s after start, so relative to the nodes\' random round phases);',
+    '**rounds = virtual ms from the write until the last node holds the key / 1000** (each node\'s arrival time comes from `sim.onChange`).',
+    `Seeds 1–${plan.seeds.length} at ${plan.sizes.filter((n) => n < 10_000).map(int).join(', ')} nodes` +
+      (plan.seedsAt10k.length > 0 ? `, seeds 1–${plan.seedsAt10k.length} at 10,000 nodes.` : '.'),
+    'p50 and p99 are nearest-rank percentiles over the seeds (with 20 seeds p99 is the slowest run).',
+    '',
+    'Theory beside it (`bench/theory.ts`):',
+    '- **log₂f₊₁ n + log_f₊₁ ln n**: the leading terms of random push-pull with fanout f. For f = 1 this is Karp, Schindelhauer,',
+    '  Shenker, Vöcking, *Randomized Rumor Spreading* (FOCS 2000): log₃ n + O(log log n) rounds. For fanout f: while few nodes',
+    '  know, each informed node pushes to f peers and is pulled from by about f callers, so the informed set grows ×(1 + 2f) a',
+    '  round (log₂f₊₁ n rounds); at the end an uninformed node stays so only if its f calls all miss (uᶠ) and no one pushes to it',
+    '  (≈ e^−f), so the uninformed share falls as u → u^(f+1)·e^−f (log_f₊₁ ln n rounds). The O(1) term is not included.',
+    '- **mean field p50 / p99**: the expected number of uninformed nodes iterated exactly for finite n (f distinct contacts),',
+    '  with P(all informed) ≈ exp(−E[uninformed]); whole synchronous rounds.',
+    '- **sync model p50 / p99**: Monte Carlo of the textbook synchronous protocol over the same seeds (every round every node',
+    '  contacts f uniformly random others; informed status crosses each contact both ways; the write just before round 1).',
+    '- **async model p50 / p99**: the same protocol with the engine\'s round timing: each node calls at its own random phase',
+    '  within every interval, exchanges are instantaneous, the write falls at a random instant; measured like the engine.',
+    '',
+    table(
+      ['N', 'fanout', 'seeds', 'engine p50', 'engine p99', 'engine mean', 'engine min–max', 'log₂f₊₁ n + log_f₊₁ ln n', 'mean field p50 / p99', 'sync model p50 / p99', 'async model p50 / p99'],
+      rows,
+    ),
+    '',
+    '### Engine against the models',
+    '',
+    'The engine\'s rounds are asynchronous: every node starts its rounds at its own random phase within the interval. A node',
+    'that learns the update early in an interval passes it on at its own phase later in the *same* interval, so the update',
+    'can be relayed several times per interval; in the synchronous model news learned in a round waits for the next round.',
+    'The async model is the textbook protocol with only that timing changed. Where the engine differs from the synchronous',
+    'model by more than 1 round but agrees with the async model, the gap is the round model, not the engine (an exchange\'s',
+    'four legs of 1 ms, probe, digest, delta+digest and delta, are negligible against the 1,000 ms interval).',
+    '',
+    table(['N', 'fanout', 'engine − sync p50', 'engine − sync p99', 'engine − async p50', 'engine − async p99', 'gap > 1 round explained?'], gaps, ['l', 'r', 'r', 'r', 'r', 'r', 'l']),
+  ]
+  return lines.join('\n')
+}
+
+/** One row comparing the engine with the synchronous and asynchronous models. */
+function gapRow(n: number, f: number, s: RoundStats, sync50: number, sync99: number, async50: number, async99: number): string[] {
+  const d = (x: number): string => (Number.isFinite(x) ? (x > 0 ? '+' : '') + x.toFixed(2) : '–')
+  const syncGap = Math.max(Math.abs(s.p50 - sync50), Math.abs(s.p99 - sync99))
+  const asyncGap = Math.max(Math.abs(s.p50 - async50), Math.abs(s.p99 - async99))
+  let verdict: string
+  if (s.complete < s.count) verdict = `**${s.count - s.complete} of ${s.count} runs incomplete**`
+  else if (syncGap <= 1) verdict = 'no gap > 1'
+  else if (asyncGap <= 1) verdict = 'yes: asynchronous rounds (async model within 1 round)'
+  else verdict = '**no: more than 1 round from the async model too**'
+  return [int(n), String(f), d(s.p50 - sync50), d(s.p99 - sync99), d(s.p50 - async50), d(s.p99 - async99), verdict]
+}
+
+function eagerSection(input: ReportInput): string {
+  const { plan, outcomes } = input
+  const rows: string[][] = []
+  for (const n of plan.sizes) {
+    const runs = spreadRuns(outcomes, n, 3, 'eager')
+    const pushOnly = spreadRuns(outcomes, n, 3, 'push-only')
+    if (runs.length === 0 && pushOnly.length === 0) continue
+    const s = roundStats(runs)
+    const ms = runs.filter((r) => r.ms !== null).map((r) => r.ms!)
+    const cover = pushOnly.map((r) => r.reached / n)
+    const allByPush = pushOnly.filter((r) => r.reached === n).length
+    rows.push([
+      int(n),
+      String(s.count),
+      roundsCell(s.p50),
+      roundsCell(s.p99),
+      `${int(percentile(ms, 50))} / ${int(percentile(ms, 99))}`,
+      `${fix(100 * mean(runs.map((r) => r.within20ms)), 1)} %`,
+      pushOnly.length === 0 ? '–' : `${fix(100 * mean(cover), 2)} % (min ${fix(100 * Math.min(...cover), 2)} %)`,
+      pushOnly.length === 0 ? '–' : `${allByPush} of ${pushOnly.length}`,
+      `${fix(100 * pushOnceCoverage(3), 1)} %`,
+    ])
+  }
+  const largest = plan.sizes[plan.sizes.length - 1]!
+  const largestCover = spreadRuns(outcomes, largest, 3, 'push-only').map((r) => r.reached / largest)
+  const largestMatchesTheory = largestCover.length > 0 && Math.abs(mean(largestCover) - pushOnceCoverage(3)) < 0.02
+  return [
+    '## 2. One update with eager push (default settings)',
+    '',
+    'Defaults (fanout 3, eager push on: the writer pushes to 3 peers and each receiver forwards a fresh write to 3 more, for',
+    '⌈log₃ N⌉ + 1 hops), 1 ms links, same procedure and seeds as section 1. Time is in gossip intervals (1,000 ms).',
+    '"Within 20 ms": share of nodes holding the update 20 ms after the write (pushes take 1 ms a hop; anti-entropy waits for',
+    'round phases, so this is almost all push). "Push alone": the same write with the gossip interval set beyond the run, so',
+    'no anti-entropy round happens: the share of nodes the pushes reach by themselves, and the runs in which they reached all.',
+    `"Theory": a node forwards a fresh write once, to 3 random peers, so the share never reached is the s solving`,
+    `s = e^(−3(1−s)) (infect-and-die rumor spreading, large N): ${fix(100 * (1 - pushOnceCoverage(3)), 1)} % of the nodes are left for anti-entropy.` +
+      (largestMatchesTheory
+        ? ' The measured push coverage matches it, so at every size but the smallest some nodes wait for their next exchange,' +
+          ' up to about one interval: that, not the pushes, sets the time to reach every node.'
+        : ''),
+    '',
+    table(['N', 'seeds', 'p50 (intervals)', 'p99 (intervals)', 'p50 / p99 (ms)', 'within 20 ms (mean)', 'push alone reaches (mean)', 'push alone reached all', 'theory, push alone'], rows),
+  ].join('\n')
+}
+
+function trafficSection(input: ReportInput): string {
+  const { plan, outcomes } = input
+  const traffic = resultsOf(outcomes, 'traffic').sort((a, b) => a.n - b.n)
+  const rows = traffic.map((t: TrafficResult) => [
+    int(t.n),
+    fix(t.idleEmpty.bytesPerNodePerSec, 1),
+    fix(t.idleSettled.bytesPerNodePerSec, 1),
+    fix(t.idleSettled.datagramsPerNodePerSec, 2),
+    fix(t.writing.bytesPerNodePerSec, 1),
+    int(t.writing.maxNodeBytesPerSec),
+    `${fix(100 * t.writing.streamBytesShare, 1)} %`,
+    t.settleMs === null ? 'no' : `${int(t.settleMs)} ms`,
+  ])
+  const small = traffic.find((t) => t.n === 100)
+  const ratios = traffic
+    .filter((t) => small !== undefined && t.n !== 100)
+    .map((t) => `${int(t.n)} nodes: ${fix(t.idleSettled.bytesPerNodePerSec / small!.idleSettled.bytesPerNodePerSec)}× (settled), ${fix(t.idleEmpty.bytesPerNodePerSec / small!.idleEmpty.bytesPerNodePerSec)}× (empty)`)
+  const notes: string[] = []
+  for (const t of traffic) {
+    if (t.missingAfter10s === 0) continue
+    const ranks = t.missingByOriginRank.map(([r, c]) => `${r} (${c})`).join(', ')
+    const maxRank = Math.max(...t.missingByOriginRank.map(([r]) => r))
+    notes.push(
+      `${int(t.n)} nodes: ${int(t.missingAtEnd)} (node, key) pairs were missing when the writes ended and ${int(t.missingAfter10s)} ` +
+        `still 10 s later; those belong to origins at name-order positions ${ranks} of ${t.origins} (0-based; pairs in brackets).` +
+        (maxRank < t.origins / 4
+          ? ' They are all among the first origins in name order: with more origins than fit one digest datagram, the opening' +
+            ' digest page (`openingDigestPage` in src/engine/reconciliation.ts) is a window starting at a uniformly random origin' +
+            ' that does not wrap around, so an origin at position p is in the window with probability about (p + 1) / origins,' +
+            ' and the initiator\'s answering page covers only half the datagram. Updates from the first origins in name order' +
+            ' are therefore repaired far more slowly than the rest.'
+          : ''),
+    )
+  }
+  return [
+    '## 3. Traffic per node',
+    '',
+    'Bytes each node sends per second (`network.traffic`: `datagramBytesOut + streamBytesOut`, averaged over nodes), default',
+    `settings, 1 ms links, seed 1. Idle: ${secs(plan.traffic.idleMs)} measured after every node has run its first rounds;`,
+    `"empty" before any write, "settled" after the writing phase once every node holds the same state. Writing: for`,
+    `${secs(plan.traffic.writeMs)}, each second ${plan.traffic.writesPerSec} random nodes each write one new key at a random instant`,
+    '(eager push on). Settle: virtual time after the writing phase until all state hashes were equal (checked every 500 ms).',
+    '',
+    table(['N', 'idle, empty (B/node/s)', 'idle, settled (B/node/s)', 'idle datagrams/node/s', 'writing (B/node/s)', 'writing, busiest node (B/s)', 'writing, stream share', 'settled after'], rows),
+    '',
+    ratios.length > 0 ? `Idle traffic relative to 100 nodes: ${ratios.join('; ')}.` : '',
+    ...(notes.length > 0 ? ['', 'Slow settling:', '', ...notes.map((x) => `- ${x}`)] : []),
+  ].join('\n')
+}
+
+function mergeSection(input: ReportInput): string {
+  const m = resultsOf(input.outcomes, 'merge')[0]
+  if (m === undefined) return '## 4. Merge throughput\n\nNot measured (the task failed; see below).'
+  const r: MergeResult = m
+  return [
+    '## 4. Merge throughput (one node, no simulator)',
+    '',
+    `\`ClusterState.merge\` of ${int(r.entries)} small entries (9-character keys and values, 16 origins), changes drained every`,
+    `1,024 merges; best of ${r.reps}. "Overwrites": the entries cycle over ${int(r.overwriteKeys)} keys, so every merge replaces a held`,
+    'version. "Duplicates": the distinct-key entries merged again into the filled state (every merge is stale).',
+    `"Delta datagrams": \`GossipEngine.receive\` of encoded \`Delta\` datagrams (${fix(r.deltaBytes, 0)} bytes, ${fix(r.entriesPerDelta, 1)} entries each):`,
+    'decode, checks, merge, watermark.',
+    '',
+    table(
+      ['Scenario', 'per second'],
+      [
+        ['merge, distinct keys', `${int(r.distinctPerSec)} entries`],
+        ['merge, overwrites', `${int(r.overwritePerSec)} entries`],
+        ['merge, duplicates (stale)', `${int(r.stalePerSec)} entries`],
+        ['for comparison: `Map.set` of the distinct keys with a slot-sized object', `${int(r.mapBaselinePerSec)} entries`],
+        ['Delta datagrams decoded + applied', `${int(r.deltaMessagesPerSec)} messages = ${int(r.deltaEntriesPerSec)} entries`],
+      ],
+    ),
+    '',
+    cpuNote(input.outcomes, 'merge'),
+  ].join('\n')
+}
+
+function bulkSection(input: ReportInput): string {
+  const mem = resultsOf(input.outcomes, 'memory')[0] as MemoryResult | undefined
+  const join = resultsOf(input.outcomes, 'join')[0] as JoinResult | undefined
+  const lines = ['## 5. A node holding many keys', '']
+  if (mem !== undefined) {
+    lines.push(
+      `Heap growth (\`process.memoryUsage().heapUsed\` after \`global.gc()\`${mem.gcExposed ? '' : ' — **gc was not exposed, figures are rough**'}) divided by`,
+      `${int(mem.keys)} keys of ${mem.keyBytes} characters with values of ${mem.valueBytes} characters, key and value strings included.`,
+      '',
+      table(
+        ['Node', 'heap bytes per key'],
+        [
+          ['wrote the keys itself (`GossipEngine.set`)', int(mem.heapBytesPerKey)],
+          ['received them (one `Delta` stream message)', int(mem.receivedHeapBytesPerKey)],
+          ['RSS growth per key, writer (rough)', int(mem.rssBytesPerKey)],
+        ],
+      ),
+      '',
+    )
+  }
+  if (join !== undefined) {
+    lines.push(
+      `Join: simulator with two nodes, 1 ms links; node "holder" writes ${int(join.keys)} keys, then node "joiner" starts with it as its`,
+      'seed. Measured from the join until the joiner holds every key. The simulated network has latency but no bandwidth',
+      'limit: the virtual time is waiting for a round plus round trips; the wall time is the encoding, decoding and merging.',
+      '',
+      table(
+        ['Figure', 'value'],
+        [
+          ['virtual time to hold every key', join.virtualMs === null ? 'never (within 120 s)' : `${int(join.virtualMs)} ms (${fix(join.virtualMs / INTERVAL_MS)} intervals)`],
+          ['wall time of that part of the simulation', `${int(join.wallMs)} ms`],
+          ['stream transfers / bytes', `${join.streams} / ${int(join.streamBytes)} B`],
+          ['datagrams', String(join.datagrams)],
+          ['states equal afterwards', join.converged ? 'yes' : '**no**'],
+          ['wall time to fill the holder (for reference)', `${int(join.fillWallMs)} ms`],
+        ],
+      ),
+      '',
+      cpuNote(input.outcomes, 'join'),
+    )
+  }
+  return lines.join('\n')
+}
+
+function scaleSection(input: ReportInput): string {
+  const s = resultsOf(input.outcomes, 'scale')[0] as ScaleResult | undefined
+  if (s === undefined) return '## 6. Simulator at scale\n\nNot measured (the task failed; see below).'
+  return [
+    `## 6. Simulator at scale: ${int(s.n)} nodes, ${s.simMs / 1000} simulated seconds`,
+    '',
+    'Idle formed cluster, default settings, in a process of its own (run alone). Peak RSS is the process maximum',
+    '(`process.resourceUsage().maxRSS`), Node itself included.',
+    '',
+    table(
+      ['Figure', 'value'],
+      [
+        ['setup (`addCluster`) wall time', `${int(s.setupWallMs)} ms`],
+        [`wall time for ${s.simMs / 1000} simulated seconds`, `${secs(s.runWallMs)} (${fix(s.simMs / s.runWallMs)}× real time)`],
+        ['events processed', `${int(s.events)} (${int(s.events / (s.runWallMs / 1000))} per wall second)`],
+        ['peak RSS', mib(s.peakRssBytes)],
+        ['heap used at the end (after gc)', mib(s.heapUsedBytes)],
+      ],
+    ),
+    '',
+    cpuNote(input.outcomes, 'scale'),
+  ].join('\n')
+}
+
+function failures(input: ReportInput): string {
+  const failed = input.outcomes.filter((o) => o.error !== undefined)
+  if (failed.length === 0) return ''
+  return ['## Failed tasks', '', ...failed.map((o) => `- \`${JSON.stringify(o.task)}\`: ${o.error}`)].join('\n')
+}
+
+export function renderReport(input: ReportInput): string {
+  const parts = [
+    header(input),
+    targetSection(input),
+    antiEntropySection(input),
+    eagerSection(input),
+    trafficSection(input),
+    mergeSection(input),
+    bulkSection(input),
+    scaleSection(input),
+    failures(input),
+  ]
+  return `${parts.filter((p) => p !== '').join('\n\n')}\n`
+}

@@ -1,0 +1,188 @@
+/**
+ * The benchmark suite: `npm run bench` (full: 5 to 10 minutes on two cores)
+ * or `node dist/bench/run.js --quick` (smoke run, small N, few seeds, ~15 s).
+ *
+ * Options:
+ *   --quick        small clusters and few seeds; finishes in well under a minute
+ *   --jobs N       worker processes at once (default: min(2, CPUs))
+ *   --out FILE     where to write the report (default: BENCHMARKS.md at the repo root)
+ *
+ * Every task runs in its own child process (`worker.js`, with --expose-gc);
+ * tasks whose wall time or peak memory is reported run alone, the others two
+ * at a time. The report is written even if some task failed (the failure is
+ * shown in it and the exit code is 1).
+ */
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { RESULT_PREFIX, type Task, type WorkerOutput, describeTask, progress, seedList } from './common.js'
+import { type Plan, type TaskOutcome, renderReport } from './report.js'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = path.resolve(here, '..', '..')
+const workerPath = path.join(here, 'worker.js')
+
+interface Options {
+  readonly quick: boolean
+  readonly jobs: number
+  readonly out: string
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  let quick = false
+  let jobs = Math.max(1, Math.min(2, os.cpus().length))
+  let out = path.join(repoRoot, 'BENCHMARKS.md')
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--quick') quick = true
+    else if (a === '--jobs') jobs = Math.max(1, Number(argv[++i]))
+    else if (a === '--out') out = path.resolve(argv[++i] ?? out)
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: node dist/bench/run.js [--quick] [--jobs N] [--out FILE]\n')
+      process.exit(0)
+    } else throw new Error(`unknown option ${a}`)
+  }
+  if (!Number.isFinite(jobs)) throw new Error('--jobs needs a number')
+  return { quick, jobs, out }
+}
+
+/** What to measure. Sizes and seed counts are stated in the report. */
+export function makePlan(quick: boolean): Plan {
+  if (quick) {
+    return {
+      quick,
+      sizes: [10, 100, 1000],
+      fanouts: [1, 3],
+      seeds: seedList(5),
+      seedsAt10k: [],
+      trafficSizes: [100, 1000],
+      traffic: { idleMs: 3000, writeMs: 5000, writesPerSec: 5 },
+      merge: { entries: 200_000, overwriteKeys: 1000, deltaMessages: 4000, reps: 1 },
+      keys: 20_000,
+      scale: { n: 1000, simMs: 10_000 },
+    }
+  }
+  return {
+    quick,
+    sizes: [10, 100, 1000, 10_000],
+    fanouts: [1, 3],
+    seeds: seedList(20),
+    seedsAt10k: seedList(20),
+    trafficSizes: [100, 1000, 10_000],
+    traffic: { idleMs: 10_000, writeMs: 20_000, writesPerSec: 5 },
+    merge: { entries: 1_000_000, overwriteKeys: 1000, deltaMessages: 20_000, reps: 5 },
+    keys: 100_000,
+    scale: { n: 10_000, simMs: 60_000 },
+  }
+}
+
+interface Scheduled {
+  readonly task: Task
+  /** Runs with no other task at once (its wall time or memory is reported). */
+  readonly exclusive: boolean
+  /** Rough cost, to start the longest tasks first. */
+  readonly cost: number
+}
+
+function tasksOf(plan: Plan): Scheduled[] {
+  const out: Scheduled[] = []
+  for (const n of plan.sizes) {
+    const seeds = n >= 10_000 ? plan.seedsAt10k : plan.seeds
+    for (const fanout of plan.fanouts) {
+      out.push({ task: { kind: 'theory', n, fanout, seeds }, exclusive: false, cost: n / 100 })
+      if (n >= 10_000) {
+        // One process per seed, so the big runs spread over the cores.
+        for (const s of seeds) out.push({ task: { kind: 'spread', n, fanout, mode: 'anti-entropy', seeds: [s] }, exclusive: false, cost: n })
+      } else {
+        out.push({ task: { kind: 'spread', n, fanout, mode: 'anti-entropy', seeds }, exclusive: false, cost: n * seeds.length })
+      }
+    }
+    // Eager push at the default fanout (3).
+    if (n >= 10_000) {
+      for (const s of seeds) out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'eager', seeds: [s] }, exclusive: false, cost: n / 2 })
+    } else {
+      out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'eager', seeds }, exclusive: false, cost: (n * seeds.length) / 2 })
+    }
+    out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'push-only', seeds }, exclusive: false, cost: (n * seeds.length) / 10 })
+  }
+  for (const n of plan.trafficSizes) {
+    out.push({ task: { kind: 'traffic', n, seed: 1, ...plan.traffic }, exclusive: false, cost: n * 10 })
+  }
+  out.push({ task: { kind: 'memory', keys: plan.keys }, exclusive: true, cost: 0 })
+  out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })
+  out.push({ task: { kind: 'merge', ...plan.merge }, exclusive: true, cost: 0 })
+  out.push({ task: { kind: 'scale', seed: 1, ...plan.scale }, exclusive: true, cost: 0 })
+  return out
+}
+
+/** Runs one task in a worker process; resolves with its result or its error. */
+function runWorker(task: Task): Promise<TaskOutcome> {
+  return new Promise((resolve) => {
+    const t0 = performance.now()
+    const child = spawn(process.execPath, ['--expose-gc', workerPath, JSON.stringify(task)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let stdout = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (d: string) => (stdout += d))
+    child.on('error', (err) => resolve({ task, error: String(err), wallMs: performance.now() - t0 }))
+    child.on('close', (code, signal) => {
+      const wallMs = performance.now() - t0
+      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX))
+      if (code !== 0 || line === undefined) {
+        resolve({ task, error: `worker exited with ${signal ?? `code ${code}`}`, wallMs })
+        return
+      }
+      const out = JSON.parse(line.slice(RESULT_PREFIX.length)) as WorkerOutput
+      resolve({ task, result: out.result, wallMs, otherCores: out.otherCores })
+    })
+  })
+}
+
+async function runAll(scheduled: Scheduled[], jobs: number): Promise<TaskOutcome[]> {
+  const shared = scheduled.filter((s) => !s.exclusive).sort((a, b) => b.cost - a.cost)
+  const alone = scheduled.filter((s) => s.exclusive)
+  const outcomes: TaskOutcome[] = []
+  const total = scheduled.length
+  const finish = (o: TaskOutcome): void => {
+    outcomes.push(o)
+    const status = o.error === undefined ? 'done' : `FAILED (${o.error})`
+    progress(`[${outcomes.length}/${total}] ${describeTask(o.task)}: ${status} in ${(o.wallMs / 1000).toFixed(1)} s`)
+  }
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < shared.length) {
+      const s = shared[next++]!
+      progress(`start ${describeTask(s.task)}`)
+      finish(await runWorker(s.task))
+    }
+  }
+  await Promise.all(Array.from({ length: jobs }, lane))
+  for (const s of alone) {
+    progress(`start ${describeTask(s.task)} (alone)`)
+    finish(await runWorker(s.task))
+  }
+  return outcomes
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2))
+  const plan = makePlan(options.quick)
+  const scheduled = tasksOf(plan)
+  const startedAt = new Date()
+  const t0 = performance.now()
+  progress(`${options.quick ? 'quick' : 'full'} run: ${scheduled.length} tasks, ${options.jobs} at a time`)
+  const outcomes = await runAll(scheduled, options.jobs)
+  const totalWallMs = performance.now() - t0
+  const markdown = renderReport({ plan, outcomes, startedAt, totalWallMs, jobs: options.jobs })
+  writeFileSync(options.out, markdown)
+  progress(`wrote ${options.out} (${(totalWallMs / 1000).toFixed(0)} s)`)
+  if (outcomes.some((o) => o.error !== undefined)) process.exitCode = 1
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exit(1)
+})
