@@ -66,3 +66,5 @@ export type DropReason =
   | 'limit-exceeded'
   | 'clock-drift'
   | 'past-horizon'
+  /** A full-state or bulk reply refused by the stream rate limit. */
+  | 'rate-limited'

@@ -53,8 +53,13 @@ export class GossipEngine {
   private outbox: Outgoing[] = []
   /** When we last asked each peer (by address) for a full transfer. */
   private readonly resetRequestedAt = new Map<string, number>()
-  /** When we last sent each peer (by address) a full transfer. */
-  private readonly resetSentAt = new Map<string, number>()
+  /** When we last sent a stream (full state or bulk delta) in answer to each transport source address. */
+  private readonly streamSentAt = new Map<string, number>()
+  /** Streams sent in the current gossip interval, and when that interval began. */
+  private streamsThisInterval = 0
+  private streamIntervalStart = 0
+  /** The transport address of the message being handled (the limiter's key: a sender names its reply address itself). */
+  private currentSource = ''
   private readonly header: Header
   private readonly headerBytes: number
   private nextRoundMs: number
@@ -283,6 +288,7 @@ export class GossipEngine {
     }
     if (msg.from === this.name) return // our own message looped back (a seed that is ourselves)
     const replyTo = msg.fromAddress.length > 0 ? msg.fromAddress : fromAddress
+    this.currentSource = fromAddress
     this.membership.observe(msg.from, replyTo)
     this.state.advance(nowMs)
     switch (msg.type) {
@@ -328,7 +334,7 @@ export class GossipEngine {
     // Our digest takes at most half the datagram; the delta fills the rest.
     const ourPage = digestPage(this.state, page.start, page.end, Math.floor(this.bodyBudget / 2))
     const used = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments: [] }).length
-    const { segments, viaStream } = this.planDelta(page, this.config.limits.maxPacketBytes - used)
+    const { segments, viaStream } = this.planDelta(nowMs, page, this.config.limits.maxPacketBytes - used)
     if (viaStream !== undefined) this.send(replyTo, viaStream, MessageType.Delta, true)
     const bytes = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments })
     this.send(replyTo, bytes, MessageType.DeltaDigest, false)
@@ -343,7 +349,7 @@ export class GossipEngine {
     }
     this.applyDelta(nowMs, segments, from, replyTo)
     const budget = this.bodyBudget - 1
-    const { segments: ours, viaStream } = this.planDelta(page, budget)
+    const { segments: ours, viaStream } = this.planDelta(nowMs, page, budget)
     if (viaStream !== undefined) {
       this.send(replyTo, viaStream, MessageType.Delta, true)
     } else if (ours.length > 0) {
@@ -357,12 +363,12 @@ export class GossipEngine {
    * when one value is larger than a datagram) in one stream message, up to the
    * stream limit.
    */
-  private planDelta(page: DigestPage, datagramBudget: number): { segments: Segment[]; viaStream: Buffer | undefined } {
+  private planDelta(nowMs: number, page: DigestPage, datagramBudget: number): { segments: Segment[]; viaStream: Buffer | undefined } {
     const small = deltaFor(this.state, page, datagramBudget, this.random)
     if (!small.truncated) return { segments: small.segments, viaStream: undefined }
     const streamBudget = this.config.limits.maxStreamBytes - this.headerBytes - 16
     const big = deltaFor(this.state, page, streamBudget, this.random)
-    if (big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) {
+    if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || !this.mayStream(nowMs)) {
       return { segments: small.segments, viaStream: undefined }
     }
     const bytes = encodeParts(this.header, { type: MessageType.Delta, segments: big.segments })
@@ -405,12 +411,32 @@ export class GossipEngine {
     this.send(to, encodeParts(this.header, { type: MessageType.ResetRequest }), MessageType.ResetRequest, false)
   }
 
-  /** Sends our full state, at most once per gossip interval per peer. */
+  /**
+   * Whether we may answer the current message with a stream (a full state or
+   * a bulk delta, up to maxStreamBytes for a few bytes in): at most one per
+   * source address per gossip interval, and MAX_STREAMS_PER_INTERVAL in all.
+   */
+  private mayStream(nowMs: number): boolean {
+    if (nowMs - this.streamIntervalStart >= this.config.gossipIntervalMs) {
+      this.streamIntervalStart = nowMs
+      this.streamsThisInterval = 0
+    }
+    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) return false
+    const key = this.currentSource
+    const last = this.streamSentAt.get(key)
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return false
+    if (this.streamSentAt.size >= 4096) this.streamSentAt.clear()
+    this.streamSentAt.set(key, nowMs)
+    this.streamsThisInterval++
+    return true
+  }
+
+  /** Sends our full state, if the stream limits allow. */
   private sendReset(nowMs: number, to: string): void {
-    const last = this.resetSentAt.get(to)
-    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return
-    this.resetSentAt.set(to, nowMs)
-    if (this.resetSentAt.size > 1024) this.resetSentAt.clear()
+    if (!this.mayStream(nowMs)) {
+      this.stats.drop('rate-limited')
+      return
+    }
     const state = this.state
     const watermarks = new Map<string, number>()
     const gcFloors = new Map<string, number>()
@@ -419,6 +445,15 @@ export class GossipEngine {
       if (wm > 0) watermarks.set(o, wm)
       const floor = state.gcFloor(o)
       if (floor > 0) gcFloors.set(o, floor)
+    }
+    // Size it before encoding: a state over the limit must cost no buffer of its size.
+    let estimate = 64
+    for (const e of state.allEntries()) {
+      estimate += entryBodySize(e) + stringSize(e.origin)
+      if (estimate > this.config.limits.maxStreamBytes) {
+        this.stats.resetsTooLarge++
+        return
+      }
     }
     const bytes = encodeParts(this.header, { type: MessageType.Reset, watermarks, gcFloors, entries: [...state.allEntries()] })
     if (bytes.length > this.config.limits.maxStreamBytes) {
@@ -458,7 +493,7 @@ export class GossipEngine {
     for (const [o, ts] of watermarks) if (ts > maxTs) watermarks.delete(o)
     for (const [o, ts] of gcFloors) if (ts > maxTs) gcFloors.delete(o)
     for (const e of accepted) this.clock.observe(e.ts)
-    this.state.reset(accepted, watermarks, gcFloors, nowMs, from)
+    this.state.reset(accepted, watermarks, gcFloors, nowMs, from, new Set(entries.map((e) => e.key)))
     this.stats.resetsReceived++
   }
 
@@ -501,6 +536,9 @@ function isBehindFloors(watermarks: ReadonlyMap<string, number>, state: ClusterS
   }
   return false
 }
+
+/** Streams (full states, bulk deltas) we answer with per gossip interval, in all. */
+const MAX_STREAMS_PER_INTERVAL = 4
 
 function isWellFormed(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

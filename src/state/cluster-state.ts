@@ -3,7 +3,11 @@ import { Hash64, SetFingerprint } from '../util/hash.js'
 import { physicalMsOf } from './hlc.js'
 import { type Entry, type EntryHashes, type Value, type Version, compareVersions, hashEntry, isLiveAt } from './entry.js'
 
-/** How long a due tombstone that the watermark does not cover yet waits before the next look. */
+/**
+ * How long (at least; a tenth of the retention when longer) a due tombstone
+ * that the watermark does not cover yet waits before the next look: its gap
+ * may never fill (a write lost with its origin), so the looks must be rare.
+ */
 const COLLECT_RECHECK_MS = 1000
 
 /** A visible change of a key: a new live value, or the key going away (delete or expiry). */
@@ -297,7 +301,7 @@ export class ClusterState {
       if (slot.entry.ts > this.watermark(slot.entry.origin)) {
         // Came out of order (an eager push): keep it until anti-entropy fills
         // the gap below it, so the gc floor stays under the watermark.
-        this.collectQueue.push(nowMs + COLLECT_RECHECK_MS, slot)
+        this.collectQueue.push(nowMs + Math.max(COLLECT_RECHECK_MS, this.tombstoneRetentionMs / 10), slot)
         continue
       }
       this.entries.delete(slot.entry.key)
@@ -365,9 +369,9 @@ export class ClusterState {
     peerGcFloors: ReadonlyMap<string, number>,
     nowMs: number,
     source?: string,
+    /** Every key the peer holds, including entries the caller refused to merge (so ours are not dropped for them). */
+    peerKeys: ReadonlySet<string> = new Set(peerEntries.map((e) => e.key)),
   ): void {
-    const peerKeys = new Set<string>()
-    for (const e of peerEntries) peerKeys.add(e.key)
     const incoming = peerEntries.filter((e) => this.entries.has(e.key) || e.ts > this.watermark(e.origin))
     for (const [key, slot] of [...this.entries]) {
       const e = slot.entry
