@@ -479,7 +479,8 @@ export class GossipEngine {
     // the other never saw: a split longer than the retention), neither state
     // can simply replace the other: both merge, each dropping what the other
     // saw and deleted, so the two converge (see ARCHITECTURE.md, limits).
-    if (isBehindFloors(watermarks, this.state)) {
+    // Its whole watermark vector, as a page covering every origin.
+    if (isBehindHorizon(this.state, { start: '', end: undefined, rows: watermarks })) {
       if (!this.isBehindFloorsOf(gcFloors)) {
         this.stats.drop('past-horizon')
         this.sendReset(nowMs, replyTo)
@@ -526,15 +527,6 @@ export class GossipEngine {
   isLive(entry: Entry, nowMs: number): boolean {
     return isLiveAt(entry, nowMs)
   }
-}
-
-/** Whether a node with these watermarks has not seen some write that `state` collected. */
-function isBehindFloors(watermarks: ReadonlyMap<string, number>, state: ClusterState): boolean {
-  for (const o of state.origins()) {
-    const floor = state.gcFloor(o)
-    if (floor > 0 && (watermarks.get(o) ?? 0) < floor) return true
-  }
-  return false
 }
 
 /** Streams (full states, bulk deltas) we answer with per gossip interval, in all. */
