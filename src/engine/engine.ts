@@ -12,7 +12,7 @@ import {
 } from '../codec/messages.js'
 import { stringSize, varintSize } from '../codec/bytes.js'
 import { ClusterState, MergeOutcome, type StateChange } from '../state/cluster-state.js'
-import { type Entry, type Value, type Version, isLiveAt } from '../state/entry.js'
+import type { Entry, Value, Version } from '../state/entry.js'
 import { HybridLogicalClock, hlcFromPhysicalMs, physicalMsOf } from '../state/hlc.js'
 import type { Random } from '../util/random.js'
 import type { EngineConfig } from './config.js'
@@ -521,11 +521,6 @@ export class GossipEngine {
     // The origin's previous write is the link: if we hold everything up to it, we now hold up to this one.
     if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, entry.ts)
     if (hops > 0) this.push(entry, prevTs, hops - 1, from)
-  }
-
-  /** Whether the entry is live (for drivers that need it). */
-  isLive(entry: Entry, nowMs: number): boolean {
-    return isLiveAt(entry, nowMs)
   }
 }
 

@@ -10,6 +10,11 @@ import { type Entry, type EntryHashes, type Value, type Version, compareVersions
  */
 const COLLECT_RECHECK_MS = 1000
 
+/** The hash of one (origin, watermark) row, for the watermark fingerprint. */
+function watermarkHash(origin: string, ts: number): [number, number] {
+  return new Hash64().string(origin).number(ts).digest()
+}
+
 /** A visible change of a key: a new live value, or the key going away (delete or expiry). */
 export interface StateChange {
   readonly key: string
@@ -163,10 +168,10 @@ export class ClusterState {
       this.sortedOrigins = undefined
     } else {
       if (ts <= old) return
-      this.watermarkFp.toggle(...new Hash64().string(origin).number(old).digest())
+      this.watermarkFp.toggle(...watermarkHash(origin, old))
     }
     this.watermarks.set(origin, ts)
-    this.watermarkFp.toggle(...new Hash64().string(origin).number(ts).digest())
+    this.watermarkFp.toggle(...watermarkHash(origin, ts))
   }
 
   raiseGcFloor(origin: string, ts: number): void {

@@ -31,10 +31,6 @@ export interface Entry extends Version {
   readonly expiresAt: number | undefined
 }
 
-export function isTombstone(e: Entry): boolean {
-  return e.value === undefined
-}
-
 export function isLiveAt(e: Entry, nowMs: number): boolean {
   return e.value !== undefined && (e.expiresAt === undefined || nowMs < e.expiresAt)
 }
@@ -66,13 +62,4 @@ export function hashEntry(e: Entry, out: EntryHashes): void {
   h.number(e.expiresAt ?? 0)
   out.cHi = h.hi()
   out.cLo = h.lo()
-}
-
-export function valuesEqual(a: Value | undefined, b: Value | undefined): boolean {
-  if (a === b) return true
-  if (a === undefined || b === undefined) return false
-  if (typeof a === 'string' || typeof b === 'string') return false
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
