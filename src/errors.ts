@@ -44,6 +44,21 @@ export class StoppedError extends GrapevineError {
   }
 }
 
+/** Another live process already uses this node's name; this one refused to start. */
+export class NameConflictError extends GrapevineError {
+  readonly theirAddress: string
+  readonly ourAddress: string
+  constructor(name: string, ourAddress: string, theirAddress: string) {
+    super(
+      'GV_ERR_NAME_CONFLICT',
+      `node name '${name}' is already used by a live node at ${theirAddress} (we are ${ourAddress}); choose another name or stop that node`,
+    )
+    this.name = 'NameConflictError'
+    this.ourAddress = ourAddress
+    this.theirAddress = theirAddress
+  }
+}
+
 /** Input bytes that do not decode. `reason` is a stable drop-counter label. */
 export class DecodeError extends GrapevineError {
   readonly reason: DropReason

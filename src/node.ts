@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
 import { EventEmitter, on } from 'node:events'
+import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
 import { GossipEngine, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
-import { StoppedError } from './errors.js'
+import { NameConflictError, StoppedError } from './errors.js'
+import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags } from './membership/member.js'
+import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } from './membership/membership.js'
+import { PRESETS } from './membership/presets.js'
 import { type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, parseHostPort } from './runtime/address.js'
 import { UdpTransport } from './runtime/udp-transport.js'
@@ -39,7 +44,22 @@ export interface ChangeEvent {
 
 export interface Member {
   readonly name: string
+  /** The advertised address. */
   readonly address: string
+  readonly status: StatusName
+  readonly incarnation: number
+  readonly tags: Tags
+  /** When this node last received a message from it directly (ms since the epoch); undefined if never. */
+  readonly lastHeardMs: number | undefined
+}
+
+export interface MemberEvent {
+  readonly type: MemberEventType
+  readonly member: Member
+}
+
+function publicMember(m: MemberRecord, lastHeardMs: number | undefined): Member {
+  return { name: m.name, address: m.address, status: STATUS_NAMES[m.status], incarnation: m.incarnation, tags: m.tags, lastHeardMs }
 }
 
 /**
@@ -75,9 +95,15 @@ function publicChange(c: StateChange): ChangeEvent {
 
 interface GrapevineEvents {
   change: [ChangeEvent]
+  member: [MemberEvent]
+  /** Another live process uses our name (logged with both addresses). */
+  conflict: [NameConflict]
   error: [Error]
   stopped: []
 }
+
+/** How often seeds given as DNS names are resolved again while no peer is alive. */
+const SEED_RESOLVE_MS = 5000
 
 /**
  * A grapevine node on real sockets: the gossip engine driven by the wall
@@ -87,6 +113,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private timer: NodeJS.Timeout | undefined
   private timerAt = Infinity
   private stopped = false
+  private seedTimer: NodeJS.Timeout | undefined
+  private seedSpecs: readonly string[] = []
   /** Transient network errors seen (counted, never fatal). */
   networkErrors = 0
 
@@ -119,13 +147,22 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       },
     )
     const address = o.advertise ?? formatHostPort(advertisableHost(bind.host), transport.bound.port)
+    const seeds = await resolveSeeds(o.seeds)
     const now = Date.now()
+    const preset = PRESETS[o.preset]
     const config = engineConfig({
       name: o.name,
       address,
       generation: now,
       label: o.label,
-      seeds: o.seeds,
+      seeds,
+      tags: o.tags,
+      timing: {
+        ...preset,
+        ...(o.reapTimeoutMs !== undefined ? { reapTimeoutMs: o.reapTimeoutMs } : {}),
+        ...(o.probeIntervalMs !== undefined ? { probeIntervalMs: o.probeIntervalMs } : {}),
+        ...(o.probeTimeoutMs !== undefined ? { probeTimeoutMs: o.probeTimeoutMs } : {}),
+      },
       gossipIntervalMs: o.gossipIntervalMs,
       fanout: o.fanout,
       eagerPush: o.eagerPush,
@@ -142,8 +179,36 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const engine = new GossipEngine(config, random, now)
     const node = new Grapevine(engine, transport, address)
     holder.node = node
+    node.seedSpecs = o.seeds
     node.flush()
+    node.watchSeeds()
+    // Wait (bounded) for a seed to answer, so a name conflict fails the start.
+    const deadline = Date.now() + o.joinTimeoutMs
+    while (engine.phase === 'joining' || engine.phase === 'checking') {
+      if (Date.now() >= deadline || node.stopped) break
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    if (engine.phase === 'conflict') {
+      const c = node.lastConflict!
+      await node.stop()
+      throw new NameConflictError(o.name, c.ourAddress, c.theirAddress)
+    }
     return node
+  }
+
+  private lastConflict: NameConflict | undefined
+
+  /** Seeds given as DNS names are looked up again while we have no live peer. */
+  private watchSeeds(): void {
+    if (!this.seedSpecs.some((s) => !isIP(parseHostPort(s, 'seeds').host))) return
+    this.seedTimer = setInterval(() => {
+      if (this.stopped || this.engine.membership.livePeers > 0) return
+      resolveSeeds(this.seedSpecs).then(
+        (seeds) => this.engine.membership.setSeeds(seeds),
+        (err: unknown) => this.onNetworkError(err as Error, 'seed lookup'),
+      )
+    }, SEED_RESOLVE_MS)
+    this.seedTimer.unref()
   }
 
   get name(): string {
@@ -191,8 +256,31 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return this.engine.entries(Date.now(), options.prefix ?? '').map(publicEntry)
   }
 
+  /** Every member this node knows (itself included), with status, tags and when last heard from. */
   members(): Member[] {
-    return this.engine.membership.peers().map((p) => ({ name: p.name, address: p.address }))
+    return this.engine.membership.list().map((r) => publicMember(r.member, r.lastHeardMs))
+  }
+
+  /** Publishes new tags for this member; they spread like any membership change. */
+  setTags(tags: Record<string, string>): void {
+    this.assertRunning()
+    this.engine.setTags(Date.now(), tags)
+    this.flush()
+  }
+
+  /**
+   * Announces a graceful departure: the others mark this member `left` at
+   * once rather than detecting it dead. Waits (up to `timeoutMs`) until the
+   * news has been sent out; call `stop()` afterwards.
+   */
+  async leave(timeoutMs = 2000): Promise<void> {
+    this.assertRunning()
+    this.engine.leave(Date.now())
+    this.flush()
+    const deadline = Date.now() + timeoutMs
+    while (this.engine.membership.leaving && Date.now() < deadline && !this.stopped) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
   }
 
   /** Changes under a prefix as an async iterable; ends when `signal` aborts or the node stops. */
@@ -218,6 +306,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (this.stopped) return
     this.stopped = true
     if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.seedTimer !== undefined) clearInterval(this.seedTimer)
     this.emit('stopped')
     await this.transport.close()
   }
@@ -249,12 +338,26 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       else this.transport.send(out.to, out.bytes)
     }
     for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
+    for (const e of this.engine.takeMemberEvents()) this.emitMember(e)
+    for (const c of this.engine.takeConflicts()) {
+      this.lastConflict = c
+      if (this.listenerCount('conflict') > 0) this.emit('conflict', c)
+      else {
+        const who = c.weAreNewcomer ? 'refusing to join' : 'a newcomer tried to join with it'
+        process.emitWarning(`node name '${c.name}' is used by ${c.theirAddress} and by us at ${c.ourAddress}: ${who}`, 'GrapevineNameConflict')
+      }
+    }
     const at = this.engine.nextWakeMs()
     if (at < this.timerAt || this.timer === undefined) {
       if (this.timer !== undefined) clearTimeout(this.timer)
       this.timerAt = at
       this.timer = setTimeout(() => this.onTimer(), Math.max(0, at - Date.now()))
     }
+  }
+
+  private emitMember(e: EngineMemberEvent): void {
+    if (this.listenerCount('member') === 0) return
+    this.emit('member', { type: e.type, member: publicMember(e.member, undefined) })
   }
 
   private onTimer(): void {
@@ -264,4 +367,22 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.engine.tick(Date.now())
     this.flush()
   }
+}
+
+/** Resolves seeds given as DNS names to addresses (each name may give several); IP seeds pass through. */
+async function resolveSeeds(specs: readonly string[]): Promise<string[]> {
+  const out: string[] = []
+  for (const spec of specs) {
+    const { host, port } = parseHostPort(spec, 'seeds')
+    if (isIP(host) !== 0) {
+      out.push(spec)
+      continue
+    }
+    try {
+      for (const a of await lookup(host, { all: true })) out.push(formatHostPort(a.address, port))
+    } catch {
+      // Not resolvable now: retried while no peer is alive.
+    }
+  }
+  return out
 }

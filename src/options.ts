@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { DEFAULT_LIMITS } from './codec/limits.js'
 import { ENGINE_DEFAULTS } from './engine/config.js'
+import { tagsEncodedSize } from './codec/member-codec.js'
 import { ConfigError } from './errors.js'
 import { parseHostPort } from './runtime/address.js'
 
@@ -28,6 +29,20 @@ export const startOptionsSchema = z.strictObject({
   maxValueBytes: positiveInt.max(64 * 1024 * 1024).default(DEFAULT_LIMITS.maxValueBytes),
   maxStreamBytes: positiveInt.default(DEFAULT_LIMITS.maxStreamBytes),
   streamTimeoutMs: duration.default(10_000),
+  /** Membership timing preset (memberlist's): lan (default), wan or local. */
+  preset: z.enum(['lan', 'wan', 'local']).default('lan'),
+  /** Tags published with this member (small string map, at most 512 bytes encoded). */
+  tags: z
+    .record(z.string(), z.string())
+    .refine((t) => tagsEncodedSize(t) <= DEFAULT_LIMITS.maxTagsBytes, `at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded`)
+    .default({}),
+  /** Dead and left members are forgotten after this long (default: the preset's, 24 h). */
+  reapTimeoutMs: duration.optional(),
+  /** Preset overrides. */
+  probeIntervalMs: duration.optional(),
+  probeTimeoutMs: duration.optional(),
+  /** How long `start` waits for a seed to answer before resolving anyway (it keeps retrying). */
+  joinTimeoutMs: z.number().finite().nonnegative().default(10_000),
 })
 
 export type StartOptions = z.input<typeof startOptionsSchema>

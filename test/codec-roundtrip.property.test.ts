@@ -11,6 +11,7 @@ import { Writer } from '../src/codec/bytes.js'
 import { DEFAULT_LIMITS, type Limits } from '../src/codec/limits.js'
 import {
   type DigestPage,
+  MAX_PIGGYBACK_UPDATES,
   type Header,
   type Message,
   MessageType,
@@ -22,6 +23,17 @@ import {
 } from '../src/codec/messages.js'
 import { DecodeError, type DropReason } from '../src/errors.js'
 import type { Entry } from '../src/state/entry.js'
+import { type MemberUpdate, MemberStatus, NO_TAGS, type Tags, aliveUpdate, claimUpdate } from '../src/membership/member.js'
+import { tagsEncodedSize } from '../src/codec/member-codec.js'
+
+/** One tag whose encoding takes exactly `bytes` bytes. */
+function tagsOfSize(bytes: number): Tags {
+  for (let len = bytes; len >= 0; len--) {
+    const t = { k: 'v'.repeat(len) }
+    if (tagsEncodedSize(t) === bytes) return t
+  }
+  throw new Error(`no tag of ${bytes} bytes`)
+}
 
 const L = DEFAULT_LIMITS
 const STREAM = L.maxStreamBytes
@@ -121,6 +133,23 @@ const segment: fc.Arbitrary<Segment> = name.chain((origin) =>
 )
 const segments = fc.array(segment, { maxLength: 4 })
 
+const tags: fc.Arbitrary<Tags> = fc
+  .dictionary(text(20, 1, 4), text(20, 0, 6), { maxKeys: 4 })
+  .map((t) => (Object.keys(t).length === 0 ? NO_TAGS : Object.freeze({ ...t })))
+const update: fc.Arbitrary<MemberUpdate> = fc.oneof(
+  rec({ status: fc.constant(MemberStatus.Alive), name, incarnation: ts, address: text(L.maxNameBytes, 0, 21), generation: ts, tags, by: fc.constant('') }),
+  rec({
+    status: fc.constantFrom(MemberStatus.Suspect, MemberStatus.Dead, MemberStatus.Left),
+    name,
+    incarnation: ts,
+    address: fc.constant(''),
+    generation: fc.constant(0),
+    tags: fc.constant(NO_TAGS),
+    by: name,
+  }),
+)
+const updates = fc.array(update, { maxLength: 5 })
+
 const bodies = {
   [MessageType.Probe]: rec({
     type: fc.constant(MessageType.Probe as const),
@@ -128,7 +157,8 @@ const bodies = {
     syncLo: u32,
     wmHi: u32,
     wmLo: u32,
-    members: fc.array(rec({ name, address: text(L.maxNameBytes, 0, 21) }), { maxLength: 16 }),
+    memberHi: u32,
+    memberLo: u32,
   }),
   [MessageType.Digest]: rec({ type: fc.constant(MessageType.Digest as const), page }),
   [MessageType.DeltaDigest]: rec({ type: fc.constant(MessageType.DeltaDigest as const), page, segments }),
@@ -141,6 +171,19 @@ const bodies = {
     gcFloors: originMap,
     entries: fc.array(entryOf(name), { maxLength: 6 }),
   }),
+  [MessageType.Ping]: rec({ type: fc.constant(MessageType.Ping as const), seq: ts, target: name, updates }),
+  [MessageType.Ack]: rec({ type: fc.constant(MessageType.Ack as const), seq: ts, generation: ts, updates }),
+  [MessageType.PingReq]: rec({
+    type: fc.constant(MessageType.PingReq as const),
+    seq: ts,
+    target: name,
+    targetAddress: text(L.maxNameBytes, 0, 21),
+    updates,
+  }),
+  [MessageType.Nack]: rec({ type: fc.constant(MessageType.Nack as const), seq: ts }),
+  [MessageType.MemberGossip]: rec({ type: fc.constant(MessageType.MemberGossip as const), updates }),
+  [MessageType.JoinRequest]: rec({ type: fc.constant(MessageType.JoinRequest as const) }),
+  [MessageType.MemberSync]: rec({ type: fc.constant(MessageType.MemberSync as const), reply: fc.boolean(), members: updates }),
 }
 
 function messageOf(type: MessageType): fc.Arbitrary<Message> {
@@ -424,9 +467,14 @@ describe('codec limits', () => {
         { ...base, fromAddress: 'a'.repeat(L.maxNameBytes + 1), type: MessageType.ResetRequest },
       ],
       [
-        'probe members',
-        { ...base, type: MessageType.Probe, syncHi: 0, syncLo: 0, wmHi: 0, wmLo: 0, members: Array.from({ length: 16 }, (_, i) => ({ name: `n${i}`, address: '' })) },
-        { ...base, type: MessageType.Probe, syncHi: 0, syncLo: 0, wmHi: 0, wmLo: 0, members: Array.from({ length: 17 }, (_, i) => ({ name: `n${i}`, address: '' })) },
+        'piggybacked member updates',
+        { ...base, type: MessageType.MemberGossip, updates: Array.from({ length: MAX_PIGGYBACK_UPDATES }, (_, i) => claimUpdate(MemberStatus.Dead, `n${i}`, 1, 'a')) },
+        { ...base, type: MessageType.MemberGossip, updates: Array.from({ length: MAX_PIGGYBACK_UPDATES + 1 }, (_, i) => claimUpdate(MemberStatus.Dead, `n${i}`, 1, 'a')) },
+      ],
+      [
+        'member tags',
+        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: '', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes) })] },
+        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: '', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes + 1) })] },
       ],
     ]
     for (const [what, ok, over] of cases) {

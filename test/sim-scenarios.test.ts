@@ -30,7 +30,7 @@ describe('simulated clusters (seeded, replayable)', () => {
       assert.ok(nodes.every((n) => n.engine.state.tombstones === 0), 'tombstones collected after the retention')
       assertConverged(sim, 5 * SECOND)
       // Every node learned of every other through gossip (only node1 was a seed).
-      for (const n of nodes) assert.equal(n.engine.membership.size, 4, `${n.name} knows ${n.engine.membership.size} peers`)
+      for (const n of nodes) assert.equal(n.engine.membership.livePeers, 4, `${n.name} knows ${n.engine.membership.livePeers} live peers`)
     })
   })
 

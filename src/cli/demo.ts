@@ -61,7 +61,7 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<boole
     first.set('service_version', 'v1.2.0')
     first.set('config_hash', 'abcdef123')
     const allHaveInitial = (): boolean => nodes.every((n) => n.get('config_hash') !== undefined && n.get('service_version') !== undefined)
-    const allKnown = (): boolean => nodes.every((n) => n.members().length === nodes.length - 1)
+    const allKnown = (): boolean => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === nodes.length)
     if (!(await waitFor(() => allHaveInitial() && sameHash() && allKnown(), 20 * o.gossipIntervalMs))) {
       log('FAILED: the initial state did not reach every node, or nodes did not discover each other')
       return false

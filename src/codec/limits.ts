@@ -14,6 +14,8 @@ export interface Limits {
   readonly maxLabelBytes: number
   /** Entries, segments, digest rows or members in one message. */
   readonly maxItemsPerMessage: number
+  /** A member's tags, encoded (count, keys and values with their length prefixes). */
+  readonly maxTagsBytes: number
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -24,4 +26,5 @@ export const DEFAULT_LIMITS: Limits = {
   maxNameBytes: 128,
   maxLabelBytes: 128,
   maxItemsPerMessage: 1_000_000,
+  maxTagsBytes: 512,
 }

@@ -1,7 +1,9 @@
 import { DecodeError } from '../errors.js'
+import type { MemberUpdate } from '../membership/member.js'
 import type { Entry } from '../state/entry.js'
 import { Reader, Writer, stringSize, varintSize } from './bytes.js'
 import type { Limits } from './limits.js'
+import { readUpdates, writeUpdates } from './member-codec.js'
 
 /**
  * The wire format (PROTOCOL.md documents it byte by byte).
@@ -28,17 +30,29 @@ export enum MessageType {
   Reset = 6,
   /** Asks the receiver for a Reset: a delta held entries older than the retention for keys we do not know. */
   ResetRequest = 7,
+  /** SWIM direct probe of `target`; answered by an Ack. Carries membership updates. */
+  Ping = 8,
+  /** Answer to a Ping (or relayed by the helper of an indirect probe). */
+  Ack = 9,
+  /** Asks the receiver to probe `target` for us and relay the Ack (or a Nack). */
+  PingReq = 10,
+  /** From the helper of an indirect probe: the target did not answer it in time. */
+  Nack = 11,
+  /** Membership updates only (the dissemination rounds). */
+  MemberGossip = 12,
+  /** Asks a seed for the full member list (a joiner). */
+  JoinRequest = 13,
+  /** The full member list: to a joiner, or in a membership sync. */
+  MemberSync = 14,
 }
+
+/** Piggybacked membership updates in one datagram, at most. */
+export const MAX_PIGGYBACK_UPDATES = 64
 
 export interface Header {
   readonly label: string
   readonly from: string
   readonly fromAddress: string
-}
-
-export interface MemberHint {
-  readonly name: string
-  readonly address: string
 }
 
 /**
@@ -65,13 +79,20 @@ export interface Segment {
 
 /** A message without its header. */
 export type MessageBody =
-  | { type: MessageType.Probe; syncHi: number; syncLo: number; wmHi: number; wmLo: number; members: MemberHint[] }
+  | { type: MessageType.Probe; syncHi: number; syncLo: number; wmHi: number; wmLo: number; memberHi: number; memberLo: number }
   | { type: MessageType.Digest; page: DigestPage }
   | { type: MessageType.DeltaDigest; page: DigestPage; segments: Segment[] }
   | { type: MessageType.Delta; segments: Segment[] }
   | { type: MessageType.Push; hops: number; prevTs: number; entry: Entry }
   | { type: MessageType.ResetRequest }
   | { type: MessageType.Reset; watermarks: Map<string, number>; gcFloors: Map<string, number>; entries: Entry[] }
+  | { type: MessageType.Ping; seq: number; target: string; updates: MemberUpdate[] }
+  | { type: MessageType.Ack; seq: number; generation: number; updates: MemberUpdate[] }
+  | { type: MessageType.PingReq; seq: number; target: string; targetAddress: string; updates: MemberUpdate[] }
+  | { type: MessageType.Nack; seq: number }
+  | { type: MessageType.MemberGossip; updates: MemberUpdate[] }
+  | { type: MessageType.JoinRequest }
+  | { type: MessageType.MemberSync; reply: boolean; members: MemberUpdate[] }
 
 export type Message = Header & MessageBody
 
@@ -205,8 +226,7 @@ export function encodeParts(h: Header, m: MessageBody): Buffer {
   encodeHeader(w, m.type, h)
   switch (m.type) {
     case MessageType.Probe:
-      w.u32(m.syncHi).u32(m.syncLo).u32(m.wmHi).u32(m.wmLo).varint(m.members.length)
-      for (const h of m.members) w.string(h.name).string(h.address)
+      w.u32(m.syncHi).u32(m.syncLo).u32(m.wmHi).u32(m.wmLo).u32(m.memberHi).u32(m.memberLo)
       break
     case MessageType.Digest:
       writePage(w, m.page)
@@ -232,6 +252,30 @@ export function encodeParts(h: Header, m: MessageBody): Buffer {
         w.string(e.origin)
         writeEntryBody(w, e)
       }
+      break
+    case MessageType.Ping:
+      w.varint(m.seq).string(m.target)
+      writeUpdates(w, m.updates)
+      break
+    case MessageType.Ack:
+      w.varint(m.seq).varint(m.generation)
+      writeUpdates(w, m.updates)
+      break
+    case MessageType.PingReq:
+      w.varint(m.seq).string(m.target).string(m.targetAddress)
+      writeUpdates(w, m.updates)
+      break
+    case MessageType.Nack:
+      w.varint(m.seq)
+      break
+    case MessageType.MemberGossip:
+      writeUpdates(w, m.updates)
+      break
+    case MessageType.JoinRequest:
+      break
+    case MessageType.MemberSync:
+      w.u8(m.reply ? 1 : 0)
+      writeUpdates(w, m.members)
       break
   }
   return w.finish()
@@ -261,12 +305,9 @@ export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Me
         const syncLo = r.u32()
         const wmHi = r.u32()
         const wmLo = r.u32()
-        const n = r.count(16, 2)
-        const members: MemberHint[] = []
-        for (let i = 0; i < n; i++) {
-          members.push({ name: r.string(limits.maxNameBytes), address: r.string(limits.maxNameBytes) })
-        }
-        return { label, from, fromAddress, type, syncHi, syncLo, wmHi, wmLo, members }
+        const memberHi = r.u32()
+        const memberLo = r.u32()
+        return { label, from, fromAddress, type, syncHi, syncLo, wmHi, wmLo, memberHi, memberLo }
       }
       case MessageType.Digest:
         return { label, from, fromAddress, type, page: readPage(r, limits) }
@@ -294,6 +335,33 @@ export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Me
           entries.push(readEntryBody(r, origin, limits))
         }
         return { label, from, fromAddress, type, watermarks, gcFloors, entries }
+      }
+      case MessageType.Ping: {
+        const seq = r.varint()
+        const target = r.string(limits.maxNameBytes)
+        return { label, from, fromAddress, type, seq, target, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+      }
+      case MessageType.Ack: {
+        const seq = r.varint()
+        const generation = r.varint()
+        return { label, from, fromAddress, type, seq, generation, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+      }
+      case MessageType.PingReq: {
+        const seq = r.varint()
+        const target = r.string(limits.maxNameBytes)
+        const targetAddress = r.string(limits.maxNameBytes)
+        return { label, from, fromAddress, type, seq, target, targetAddress, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+      }
+      case MessageType.Nack:
+        return { label, from, fromAddress, type, seq: r.varint() }
+      case MessageType.MemberGossip:
+        return { label, from, fromAddress, type, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+      case MessageType.JoinRequest:
+        return { label, from, fromAddress, type }
+      case MessageType.MemberSync: {
+        const flag = r.u8()
+        if (flag > 1) throw new DecodeError('malformed', 'bad reply flag')
+        return { label, from, fromAddress, type, reply: flag === 1, members: readUpdates(r, limits, limits.maxItemsPerMessage) }
       }
       default:
         throw new DecodeError('unknown-type', `unknown message type ${type}`)

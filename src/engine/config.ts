@@ -1,4 +1,6 @@
 import { type Limits, DEFAULT_LIMITS } from '../codec/limits.js'
+import { NO_TAGS, type Tags } from '../membership/member.js'
+import { type MembershipTiming, PRESETS } from '../membership/presets.js'
 
 /** Everything the engine needs to know; the driver fills in `name` and `address`. */
 export interface EngineConfig {
@@ -27,6 +29,10 @@ export interface EngineConfig {
   /** A delta larger than this goes over a stream in one piece rather than datagram by datagram. */
   readonly bulkThresholdBytes: number
   readonly limits: Limits
+  /** Membership and failure detection timing (a preset, possibly adjusted). */
+  readonly timing: MembershipTiming
+  /** Tags this node publishes about itself. */
+  readonly tags: Tags
 }
 
 export const ENGINE_DEFAULTS = {
@@ -40,15 +46,18 @@ export const ENGINE_DEFAULTS = {
   maxClockDriftMs: 60_000,
   bulkThresholdBytes: 16 * 1024,
   limits: DEFAULT_LIMITS,
+  timing: PRESETS.lan,
+  tags: NO_TAGS,
 }
 
-export type EngineConfigInput = Partial<Omit<EngineConfig, 'limits'>> &
-  Pick<EngineConfig, 'name' | 'address' | 'generation'> & { limits?: Partial<Limits> }
+export type EngineConfigInput = Partial<Omit<EngineConfig, 'limits' | 'timing'>> &
+  Pick<EngineConfig, 'name' | 'address' | 'generation'> & { limits?: Partial<Limits>; timing?: Partial<MembershipTiming> }
 
 export function engineConfig(partial: EngineConfigInput): EngineConfig {
   return {
     ...ENGINE_DEFAULTS,
     ...partial,
     limits: { ...DEFAULT_LIMITS, ...partial.limits },
+    timing: { ...PRESETS.lan, ...partial.timing },
   }
 }

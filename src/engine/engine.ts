@@ -3,6 +3,7 @@ import {
   type DigestPage,
   type Header,
   type Message,
+  type MessageBody,
   MessageType,
   type Segment,
   decodeMessage,
@@ -16,7 +17,10 @@ import type { Entry, Value, Version } from '../state/entry.js'
 import { HybridLogicalClock, hlcFromPhysicalMs, physicalMsOf } from '../state/hlc.js'
 import type { Random } from '../util/random.js'
 import type { EngineConfig } from './config.js'
-import { Membership, type PeerDirectory } from './membership.js'
+import type { MemberEvent, NameConflict } from '../membership/membership.js'
+import { Membership } from '../membership/membership.js'
+import type { SharedMembers } from '../membership/member-table.js'
+import type { Tags } from '../membership/member.js'
 import { applySegments, deltaFor, digestPage, isBehindHorizon, openingDigestPage } from './reconciliation.js'
 import { EngineStats } from './stats.js'
 
@@ -63,6 +67,8 @@ export class GossipEngine {
   private readonly header: Header
   private readonly headerBytes: number
   private nextRoundMs: number
+  /** When we asked the driver to call `tick` next; being called much later means our process stalled. */
+  private plannedWakeMs = Infinity
   /**
    * This node instance's origin id, `name~generation`: the stream its writes
    * are numbered in. A restarted node is a new origin, so it never claims
@@ -74,14 +80,28 @@ export class GossipEngine {
     readonly config: EngineConfig,
     private readonly random: Random,
     nowMs: number,
-    /** Peers known from the start (shared copy-on-write; the simulator's formed clusters). */
-    initialPeers?: PeerDirectory,
+    /** Members known from the start (shared; the simulator's formed clusters). */
+    initialMembers?: SharedMembers,
   ) {
     this.origin = originId(config.name, config.generation)
     this.state = new ClusterState(config.tombstoneRetentionMs)
-    this.membership = new Membership(config.name, config.seeds, config.address, initialPeers)
     this.header = { label: config.label, from: config.name, fromAddress: config.address }
     this.headerBytes = headerSize(this.header)
+    this.membership = new Membership(
+      {
+        name: config.name,
+        address: config.address,
+        generation: config.generation,
+        seeds: config.seeds,
+        tags: config.tags,
+        timing: config.timing,
+        bodyBudget: config.limits.maxPacketBytes - this.headerBytes,
+      },
+      random,
+      nowMs,
+      (to, body, allowStream) => this.sendBody(to, body, allowStream === true),
+      initialMembers,
+    )
     // Rounds start at a random phase so nodes started together do not gossip in lockstep.
     this.nextRoundMs = nowMs + random.next() * config.gossipIntervalMs
   }
@@ -147,9 +167,28 @@ export class GossipEngine {
     return this.state.stateHash
   }
 
-  /** Adds a peer known out of band (the simulator's pre-formed clusters, tests). */
+  /** Adds a peer known out of band (the simulator's pre-formed clusters, tests), alive. */
   addPeer(name: string, address: string): void {
-    this.membership.observe(name, address)
+    this.membership.addMember(0, name, address)
+  }
+
+  /** Announces a graceful leave; keep ticking a little so the news goes out, then stop. */
+  leave(nowMs: number): void {
+    this.membership.leave(nowMs)
+    this.afterActivity()
+  }
+
+  setTags(nowMs: number, tags: Tags): void {
+    this.membership.setTags(nowMs, tags)
+    this.afterActivity()
+  }
+
+  takeMemberEvents(): MemberEvent[] {
+    return this.membership.takeEvents()
+  }
+
+  takeConflicts(): NameConflict[] {
+    return this.membership.takeConflicts()
   }
 
   private validateKey(key: string): void {
@@ -178,7 +217,7 @@ export class GossipEngine {
   /** ceil(log_fanout(N)) + 1 hops reach the whole cluster with high probability; anti-entropy mends the rest. */
   private pushHops(): number {
     if (this.config.pushHops !== undefined) return this.config.pushHops
-    const n = this.membership.size + 1
+    const n = this.membership.liveCount
     const base = Math.max(2, this.config.fanout)
     return Math.ceil(Math.log(n) / Math.log(base)) + 1
   }
@@ -187,7 +226,7 @@ export class GossipEngine {
     // A write too large for a datagram is left to anti-entropy, which streams it.
     if (entryBodySize(entry) + stringSize(entry.origin) + 2 * varintSize(entry.ts) + 2 > this.bodyBudget) return
     const bytes = encodeParts(this.header, { type: MessageType.Push, hops, prevTs, entry })
-    for (const to of this.membership.pickAddresses(this.config.fanout, this.random, exclude)) {
+    for (const to of this.membership.gossipAddresses(this.config.fanout, exclude)) {
       this.send(to, bytes, MessageType.Push, false)
       this.stats.pushesSent++
     }
@@ -197,35 +236,58 @@ export class GossipEngine {
 
   /** Runs what is due at `nowMs`: expiry, collection, and the gossip round. */
   tick(nowMs: number): void {
+    this.checkStall(nowMs)
     this.state.advance(nowMs)
+    this.membership.tick(nowMs)
     if (nowMs >= this.nextRoundMs) {
-      this.gossipRound()
+      if (this.membership.phase !== 'conflict') this.gossipRound()
       this.nextRoundMs += this.config.gossipIntervalMs
       // After a stall, do not replay missed rounds in a burst.
       if (this.nextRoundMs <= nowMs) this.nextRoundMs = nowMs + this.config.gossipIntervalMs
     }
+    this.afterActivity()
   }
 
   /** When the engine next needs `tick`. */
   nextWakeMs(): number {
     const due = this.state.nextDueMs()
-    return due === undefined ? this.nextRoundMs : Math.min(due, this.nextRoundMs)
+    const at = Math.min(this.nextRoundMs, this.membership.nextWakeMs())
+    return due === undefined ? at : Math.min(due, at)
+  }
+
+  private afterActivity(): void {
+    this.plannedWakeMs = this.nextWakeMs()
+  }
+
+  /**
+   * Called far later than we asked (a stopped process, a long GC, a blocked
+   * event loop): our own lateness must not count as others' silence.
+   */
+  private checkStall(nowMs: number): void {
+    const late = nowMs - this.plannedWakeMs
+    if (late > this.config.timing.probeTimeoutMs / 2) this.membership.onStall(nowMs, late)
+    this.plannedWakeMs = Infinity
+  }
+
+  get phase(): string {
+    return this.membership.phase
   }
 
   /** One anti-entropy round: a fingerprint probe to `fanout` random peers. */
   private gossipRound(): void {
     const sync = this.state.syncFingerprint
     const wm = this.state.watermarkFingerprint
-    const hints = this.membership.hints(this.random, 3)
+    const members = this.membership.table.fingerprint
     const bytes = encodeParts(this.header, {
       type: MessageType.Probe,
       syncHi: sync.hi,
       syncLo: sync.lo,
       wmHi: wm.hi,
       wmLo: wm.lo,
-      members: hints.map((p) => ({ name: p.name, address: p.address })),
+      memberHi: members.hi,
+      memberLo: members.lo,
     })
-    for (const to of this.membership.pickAddresses(this.config.fanout, this.random)) {
+    for (const to of this.membership.gossipAddresses(this.config.fanout, undefined, true)) {
       this.send(to, bytes, MessageType.Probe, false)
       this.stats.probesSent++
     }
@@ -247,6 +309,17 @@ export class GossipEngine {
   private send(to: string, bytes: Buffer, type: MessageType, stream: boolean): void {
     this.outbox.push({ to, bytes, stream })
     this.stats.sent(type, bytes.length, stream)
+  }
+
+  /** Encodes and sends a membership message; one over the datagram limit goes by stream when allowed, else is counted and dropped. */
+  private sendBody(to: string, body: MessageBody, allowStream: boolean): void {
+    const bytes = encodeParts(this.header, body)
+    const stream = bytes.length > this.config.limits.maxPacketBytes
+    if (stream && (!allowStream || bytes.length > this.config.limits.maxStreamBytes)) {
+      this.stats.drop('oversized')
+      return
+    }
+    this.send(to, bytes, body.type, stream)
   }
 
   /**
@@ -286,14 +359,20 @@ export class GossipEngine {
       this.stats.drop('label-mismatch')
       return
     }
-    if (msg.from === this.name) return // our own message looped back (a seed that is ourselves)
     const replyTo = msg.fromAddress.length > 0 ? msg.fromAddress : fromAddress
+    if (msg.from === this.name) {
+      // Our own message looped back (a seed that is ourselves), or another process using our name.
+      if (msg.fromAddress !== this.config.address) this.membership.onNameClash(nowMs, msg, fromAddress, replyTo)
+      this.afterActivity()
+      return
+    }
+    this.checkStall(nowMs)
     this.currentSource = fromAddress
-    this.membership.observe(msg.from, replyTo)
+    this.membership.heardFrom(nowMs, msg.from, replyTo)
     this.state.advance(nowMs)
     switch (msg.type) {
       case MessageType.Probe:
-        for (const m of msg.members) this.membership.observe(m.name, m.address)
+        this.membership.onFingerprint(nowMs, msg.memberHi, msg.memberLo, replyTo)
         this.onProbe(msg.syncHi, msg.syncLo, msg.wmHi, msg.wmLo, replyTo)
         break
       case MessageType.Digest:
@@ -314,7 +393,17 @@ export class GossipEngine {
       case MessageType.Reset:
         this.onReset(nowMs, msg.entries, msg.watermarks, msg.gcFloors, msg.from, replyTo)
         break
+      case MessageType.Ping:
+      case MessageType.Ack:
+      case MessageType.PingReq:
+      case MessageType.Nack:
+      case MessageType.MemberGossip:
+      case MessageType.JoinRequest:
+      case MessageType.MemberSync:
+        this.membership.handle(nowMs, msg, replyTo)
+        break
     }
+    this.afterActivity()
   }
 
   /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */

@@ -1,6 +1,8 @@
 import { type EngineConfigInput, engineConfig } from '../engine/config.js'
 import { GossipEngine, type SetOptions } from '../engine/engine.js'
-import { type PeerDirectory, peerDirectory } from '../engine/membership.js'
+import { type Member, MemberStatus, NO_TAGS } from '../membership/member.js'
+import { SharedMembers } from '../membership/member-table.js'
+import type { MemberEvent } from '../membership/membership.js'
 import type { StateChange } from '../state/cluster-state.js'
 import type { Value, Version } from '../state/entry.js'
 import { MinHeap } from '../util/heap.js'
@@ -20,6 +22,9 @@ export interface SimNode {
   wakeAt: number
   /** This node's wall clock minus the true (simulation) time: a skewed or broken clock. */
   clockOffsetMs: number
+  /** While frozen (a stopped process), until this time; messages wait in `inbox`. */
+  frozenUntil: number
+  inbox: { from: SimNode; bytes: Buffer; stream: boolean }[]
 }
 
 export interface SimulationOptions {
@@ -35,6 +40,7 @@ type SimEvent =
   | { kind: 'tick'; node: SimNode; token: number }
   | { kind: 'deliver'; from: SimNode; to: SimNode; bytes: Buffer; stream: boolean; generation: number }
   | { kind: 'call'; fn: () => void }
+  | { kind: 'thaw'; node: SimNode; generation: number }
 
 /** Virtual start time used unless given: 2026-01-01T00:00:00Z. */
 export const DEFAULT_SIM_START_MS = 1_767_225_600_000
@@ -56,6 +62,8 @@ export class Simulation {
   now: number
   /** Called for every visible change on every node. */
   onChange: ((node: SimNode, change: StateChange, now: number) => void) | undefined
+  /** Called for every membership event on every node. */
+  onMemberEvent: ((node: SimNode, event: MemberEvent, now: number) => void) | undefined
   /** Events processed so far (for progress and performance figures). */
   eventsProcessed = 0
 
@@ -69,14 +77,26 @@ export class Simulation {
   }
 
   /** Adds a node. `seeds` defaults to the first node's address. */
-  addNode(options: { name?: string; seeds?: readonly string[]; peers?: PeerDirectory } = {}): SimNode {
+  addNode(options: { name?: string; seeds?: readonly string[]; members?: SharedMembers; address?: string } = {}): SimNode {
     const index = this.nodes.length
     const name = options.name ?? `n${index}`
-    const address = `sim:${index}`
+    const address = options.address ?? `sim:${index}`
     const generation = 1
     const seeds = options.seeds ?? (this.nodes.length > 0 ? [this.nodes[0]!.address] : [])
-    const engine = this.makeEngine(name, address, generation, seeds, this.now, options.peers)
-    const node: SimNode = { index, name, address, engine, up: true, generation, wakeToken: 0, wakeAt: Infinity, clockOffsetMs: 0 }
+    const engine = this.makeEngine(name, address, generation, seeds, this.now, options.members)
+    const node: SimNode = {
+      index,
+      name,
+      address,
+      engine,
+      up: true,
+      generation,
+      wakeToken: 0,
+      wakeAt: Infinity,
+      clockOffsetMs: 0,
+      frozenUntil: -Infinity,
+      inbox: [],
+    }
     this.nodes.push(node)
     this.byAddress.set(address, node)
     this.network.ensureNode(index)
@@ -90,10 +110,10 @@ export class Simulation {
     generation: number,
     seeds: readonly string[],
     clockMs = this.now,
-    peers?: PeerDirectory,
+    members?: SharedMembers,
   ): GossipEngine {
     const config = engineConfig({ ...this.engineOptions, name, address, generation, seeds })
-    return new GossipEngine(config, this.random.fork(), clockMs, peers)
+    return new GossipEngine(config, this.random.fork(), clockMs, members)
   }
 
   /**
@@ -106,9 +126,18 @@ export class Simulation {
     const all = [...existing.map((x) => ({ name: x.name, address: x.address }))]
     for (let i = 0; i < n; i++) all.push({ name: `n${first + i}`, address: `sim:${first + i}` })
     // One directory shared copy-on-write by the new nodes: O(N) memory, not O(N^2).
-    const dir = peerDirectory(all)
+    const records: Member[] = all.map((p) => ({
+      name: p.name,
+      address: p.address,
+      generation: 1,
+      incarnation: 1,
+      status: MemberStatus.Alive,
+      tags: NO_TAGS,
+      since: this.now,
+    }))
+    const base = new SharedMembers(records)
     const added: SimNode[] = []
-    for (let i = 0; i < n; i++) added.push(this.addNode({ seeds: [], peers: dir }))
+    for (let i = 0; i < n; i++) added.push(this.addNode({ seeds: [], members: base }))
     for (const b of existing) for (const a of added) b.engine.addPeer(a.name, a.address)
     return added
   }
@@ -155,6 +184,7 @@ export class Simulation {
         const node = ev.node
         if (!node.up || ev.token !== node.wakeToken) return
         node.wakeAt = Infinity
+        if (this.now < node.frozenUntil) return
         node.engine.tick(this.clockOf(node))
         this.flush(node)
         return
@@ -163,6 +193,11 @@ export class Simulation {
         const to = ev.to
         // A message to a crashed node, or to the previous life of a restarted one, is lost.
         if (!to.up || to.generation !== ev.generation) return
+        if (this.now < to.frozenUntil) {
+          // A stopped process: the kernel queues its datagrams until it runs again.
+          to.inbox.push({ from: ev.from, bytes: ev.bytes, stream: ev.stream })
+          return
+        }
         to.engine.receive(this.clockOf(to), ev.from.address, ev.bytes, ev.stream)
         this.flush(to)
         return
@@ -170,6 +205,20 @@ export class Simulation {
       case 'call':
         ev.fn()
         return
+      case 'thaw': {
+        const node = ev.node
+        if (!node.up || node.generation !== ev.generation) return
+        // Node.js runs due timers before it reads sockets: the tick comes first.
+        node.engine.tick(this.clockOf(node))
+        this.flush(node)
+        const inbox = node.inbox
+        node.inbox = []
+        for (const m of inbox) {
+          node.engine.receive(this.clockOf(node), m.from.address, m.bytes, m.stream)
+          this.flush(node)
+        }
+        return
+      }
     }
   }
 
@@ -194,11 +243,15 @@ export class Simulation {
     if (changes.length > 0 && this.onChange !== undefined) {
       for (const c of changes) this.onChange(node, c, this.now)
     }
+    const events = engine.takeMemberEvents()
+    if (events.length > 0 && this.onMemberEvent !== undefined) {
+      for (const e of events) this.onMemberEvent(node, e, this.now)
+    }
     this.schedule(node)
   }
 
   private schedule(node: SimNode): void {
-    if (!node.up) return
+    if (!node.up || this.now < node.frozenUntil) return
     const at = Math.max(node.engine.nextWakeMs() - node.clockOffsetMs, this.now)
     if (at >= node.wakeAt) return
     node.wakeAt = at
@@ -232,6 +285,23 @@ export class Simulation {
     node.wakeToken++
   }
 
+  /**
+   * Stops a node's process for `ms` (SIGSTOP): it runs no timer and reads no
+   * message meanwhile; messages to it wait and are read after its first tick.
+   */
+  freeze(node: SimNode, ms: number): void {
+    node.frozenUntil = this.now + ms
+    node.wakeAt = Infinity
+    node.wakeToken++
+    this.queue.push(node.frozenUntil, { kind: 'thaw', node, generation: node.generation })
+  }
+
+  /** Gracefully leaves the cluster (the node keeps running until crashed). */
+  leave(node: SimNode): void {
+    node.engine.leave(this.clockOf(node))
+    this.flush(node)
+  }
+
   /** Brings a crashed or partitioned-away node back with its state intact (a process that was paused or cut off). */
   resume(node: SimNode): void {
     if (node.up) return
@@ -242,6 +312,8 @@ export class Simulation {
   /** Restarts a node as a new process: a new generation with empty state that knows its old peers' seeds. */
   restart(node: SimNode, seeds: readonly string[] = [this.nodes[0]!.address]): void {
     node.generation++
+    node.frozenUntil = -Infinity
+    node.inbox = []
     node.engine = this.makeEngine(node.name, node.address, node.generation, seeds, this.clockOf(node))
     node.up = true
     node.wakeAt = Infinity

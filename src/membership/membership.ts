@@ -1,0 +1,873 @@
+import { type MessageBody, MessageType } from '../codec/messages.js'
+import { stringSize } from '../codec/bytes.js'
+import { MinHeap } from '../util/heap.js'
+import { type Random, randomInt } from '../util/random.js'
+import { BroadcastQueue } from './broadcast-queue.js'
+import {
+  type Member,
+  type MemberUpdate,
+  MemberStatus,
+  NO_TAGS,
+  type Tags,
+  aliveUpdate,
+  claimUpdate,
+  recordUpdate,
+  tagsEqual,
+} from './member.js'
+import { MemberTable, SharedMembers } from './member-table.js'
+import { type MembershipTiming, minSuspicionMs, retransmitLimit, suspicionTimeoutMs } from './presets.js'
+
+export interface MembershipConfig {
+  readonly name: string
+  readonly address: string
+  readonly generation: number
+  readonly seeds: readonly string[]
+  readonly tags: Tags
+  readonly timing: MembershipTiming
+  /** Bytes a datagram body may take (the packet limit minus our header). */
+  readonly bodyBudget: number
+}
+
+export type MemberEventType = 'join' | 'update' | 'suspect' | 'alive' | 'dead' | 'left' | 'reaped'
+
+export interface MemberEvent {
+  readonly type: MemberEventType
+  readonly member: Member
+  readonly previous: Member | undefined
+}
+
+/** Two live processes claim one name. */
+export interface NameConflict {
+  readonly name: string
+  readonly ourAddress: string
+  readonly theirAddress: string
+  /** True when we are the later process: we must not take part (the node stops). */
+  readonly weAreNewcomer: boolean
+}
+
+/**
+ * Where this node stands: `joining` (asking seeds for the member list),
+ * `checking` (our name is listed alive elsewhere: pinging it before we
+ * claim the name), `member`, `left` (after a graceful leave), `conflict`
+ * (another live process holds our name: we do nothing more).
+ */
+export type MembershipPhase = 'joining' | 'checking' | 'member' | 'left' | 'conflict'
+
+/** Sends a message body to an address; `allowStream` lets the engine move an oversized one to a stream. */
+export type SendFn = (to: string, body: MessageBody, allowStream?: boolean) => void
+
+/** Counters of membership activity (a part of the engine's stats). */
+export class MembershipStats {
+  pingsSent = 0
+  indirectPings = 0
+  probesFailed = 0
+  suspicionsRaised = 0
+  refutations = 0
+  deadDeclared = 0
+  memberSyncsSent = 0
+  stalls = 0
+  misrouted = 0
+}
+
+interface Probe {
+  readonly target: string
+  readonly address: string
+  readonly incarnation: number
+  readonly directDeadline: number
+  readonly endDeadline: number
+  /** Probes started by hearing a suspicion (independent checks), not by the probe round. */
+  readonly triggered: boolean
+  helpers: number
+  nacks: number
+  indirectSent: boolean
+}
+
+interface Relay {
+  readonly requester: string
+  readonly seq: number
+  readonly deadline: number
+}
+
+interface Suspicion {
+  readonly incarnation: number
+  /** Nodes that accused it at this incarnation (ourselves included when we did). */
+  readonly accusers: Set<string>
+  /** Whether we accused it ourselves: only accusers declare death. */
+  accuser: boolean
+  startedAt: number
+  deadline: number
+}
+
+interface ConflictCheck {
+  readonly their: MemberUpdate
+  seq: number
+  tries: number
+  deadline: number
+}
+
+/** Pings sent to a name listed alive elsewhere before concluding it is our own dead past. */
+const CONFLICT_CHECK_TRIES = 3
+/** Fraction of state gossip rounds that also reach one dead member (healing partitions). */
+const DEAD_CONTACT_PROBABILITY = 0.25
+
+/**
+ * Membership and failure detection of one node: SWIM with Lifeguard's
+ * refinements, run by the engine (no clock, timer, randomness or socket of
+ * its own: `now` comes in, messages go out through `send`).
+ *
+ * - Probing: every probe interval (times local health) one member, taken in
+ *   a random cyclic order (an affine permutation of table slots, so each is
+ *   probed once per cycle at O(1) memory), gets a Ping; without an Ack
+ *   within the probe timeout, `indirectChecks` others are asked to ping it
+ *   (PingReq) and answer with an Ack or a Nack; without any Ack by the end of
+ *   the interval, we accuse it: Suspect, spread to all.
+ * - Suspicion: a node hearing an accusation re-checks the suspect itself
+ *   with probability 2k/N, so about 2k independent checks run cluster-wide
+ *   per suspicion; a failed check is a new accusation. Accusers run a timer
+ *   from max down to min timeout as distinct accusers confirm (Lifeguard);
+ *   only accusers declare death. The suspect refutes by raising its
+ *   incarnation, straight to the accusers it heard of and to everyone.
+ * - Local health: failed probes without Nacks, refuting, and a stalled event
+ *   loop raise a score (capped) that stretches our probe timeouts; each
+ *   successful probe lowers it. After a stall, probes in flight are voided
+ *   and our suspicion timers extended: we do not accuse others of our own
+ *   lateness.
+ * - Dissemination: updates ride on every Ping, Ack and PingReq and go out in
+ *   dissemination rounds, each sent retransmitMult x log10(N) times.
+ * - Anti-entropy: the state gossip probe carries the membership fingerprint;
+ *   a mismatch that outlives churn brings a full member-list exchange.
+ */
+export class Membership {
+  readonly table: MemberTable
+  readonly stats = new MembershipStats()
+  private readonly broadcasts = new BroadcastQueue()
+  private readonly lastHeard = new Map<string, number>()
+  private readonly deadNotified = new Map<string, number>()
+  private events: MemberEvent[] = []
+  private conflicts: NameConflict[] = []
+  private readonly knownConflicts = new Set<string>()
+  phase: MembershipPhase
+  private incarnation: number
+  private tags: Tags
+  private seq = 0
+  private readonly probes = new Map<number, Probe>()
+  private readonly relays = new Map<number, Relay>()
+  private readonly suspicions = new Map<string, Suspicion>()
+  private readonly reapQueue = new MinHeap<{ name: string; since: number }>()
+  private conflictCheck: ConflictCheck | undefined
+  /** Lifeguard's local health score: 0 (healthy) up to `awarenessMax`. */
+  private awareness = 0
+  private nextProbeMs: number
+  private nextGossipMs: number
+  private nextJoinMs: number
+  private joinAttempts = 0
+  private perm = { offset: 0, stride: 1, n: -1, step: 0 }
+  private lastSyncMs = -Infinity
+  private lastChangeMs: number
+  private seeds: readonly string[]
+
+  constructor(
+    private readonly config: MembershipConfig,
+    private readonly random: Random,
+    nowMs: number,
+    private readonly send: SendFn,
+    /** Members known from the start (shared; the simulator's formed clusters). */
+    base?: SharedMembers,
+  ) {
+    this.table = new MemberTable(base)
+    this.seeds = config.seeds
+    this.tags = config.tags
+    const listed = this.table.get(config.name)
+    this.incarnation = Math.max(config.generation, listed?.incarnation ?? 0)
+    this.lastChangeMs = nowMs
+    this.table.set(this.selfRecord(nowMs))
+    const seeds = this.seedAddresses()
+    this.phase = base === undefined && seeds.length > 0 ? 'joining' : 'member'
+    const t = config.timing
+    this.nextProbeMs = nowMs + random.next() * t.probeIntervalMs
+    this.nextGossipMs = nowMs + random.next() * t.memberGossipIntervalMs
+    this.nextJoinMs = nowMs
+  }
+
+  private get timing(): MembershipTiming {
+    return this.config.timing
+  }
+
+  private get self(): string {
+    return this.config.name
+  }
+
+  private selfRecord(nowMs: number, status = MemberStatus.Alive): Member {
+    const c = this.config
+    const cur = this.table.get(c.name)
+    const since = cur !== undefined && cur.status === status ? cur.since : nowMs
+    return { name: c.name, address: c.address, generation: c.generation, incarnation: this.incarnation, status, tags: this.tags, since }
+  }
+
+  /** Members believed up (alive or suspect), this node included. */
+  get liveCount(): number {
+    return this.table.count(MemberStatus.Alive) + this.table.count(MemberStatus.Suspect)
+  }
+
+  /** Live peers, this node excluded. */
+  get livePeers(): number {
+    const me = this.table.get(this.self)
+    const selfLive = me !== undefined && (me.status === MemberStatus.Alive || me.status === MemberStatus.Suspect)
+    return this.liveCount - (selfLive ? 1 : 0)
+  }
+
+  get localHealth(): number {
+    return this.awareness
+  }
+
+  get currentIncarnation(): number {
+    return this.incarnation
+  }
+
+  setSeeds(seeds: readonly string[]): void {
+    this.seeds = seeds
+  }
+
+  private seedAddresses(): string[] {
+    return this.seeds.filter((s) => s !== this.config.address)
+  }
+
+  /** Stretch factor of our timeouts while our own health is in doubt. */
+  private scaled(ms: number): number {
+    return ms * (this.awareness + 1)
+  }
+
+  private adjustAwareness(delta: number): void {
+    this.awareness = Math.max(0, Math.min(this.timing.awarenessMax, this.awareness + delta))
+  }
+
+  takeEvents(): MemberEvent[] {
+    if (this.events.length === 0) return []
+    const out = this.events
+    this.events = []
+    return out
+  }
+
+  takeConflicts(): NameConflict[] {
+    if (this.conflicts.length === 0) return []
+    const out = this.conflicts
+    this.conflicts = []
+    return out
+  }
+
+  /** Every member known (this node included), with when we last heard from each directly. */
+  list(): { member: Member; lastHeardMs: number | undefined }[] {
+    const out: { member: Member; lastHeardMs: number | undefined }[] = []
+    for (const m of this.table) out.push({ member: m, lastHeardMs: this.lastHeard.get(m.name) })
+    return out
+  }
+
+  get(name: string): Member | undefined {
+    return this.table.get(name)
+  }
+
+  /** Adds a member known out of band (tests, the simulator), alive. */
+  addMember(nowMs: number, name: string, address: string, generation = 1): void {
+    if (name === this.self || this.table.get(name) !== undefined) return
+    this.table.set({ name, address, generation, incarnation: generation, status: MemberStatus.Alive, tags: NO_TAGS, since: nowMs })
+  }
+
+  // ---- events and changes ----------------------------------------------------
+
+  private record(nowMs: number, m: Member, type: MemberEventType | undefined, previous: Member | undefined): void {
+    this.table.set(m)
+    this.lastChangeMs = nowMs
+    if (m.status === MemberStatus.Dead || m.status === MemberStatus.Left) {
+      if (previous === undefined || previous.status !== m.status) this.reapQueue.push(m.since + this.timing.reapTimeoutMs, { name: m.name, since: m.since })
+    }
+    if (type !== undefined) this.events.push({ type, member: m, previous })
+  }
+
+  private enqueue(u: MemberUpdate): void {
+    this.broadcasts.enqueue(u)
+  }
+
+  private announce(nowMs: number): void {
+    this.table.set(this.selfRecord(nowMs))
+    this.lastChangeMs = nowMs
+    this.enqueue(aliveUpdate(this.selfRecord(nowMs)))
+  }
+
+  /** Publishes new tags: a higher incarnation carries them to every node. */
+  setTags(nowMs: number, tags: Tags): void {
+    this.tags = Object.freeze({ ...tags })
+    this.incarnation++
+    if (this.phase === 'member') this.announce(nowMs)
+    else this.table.set(this.selfRecord(nowMs))
+  }
+
+  get currentTags(): Tags {
+    return this.tags
+  }
+
+  /** Announces a graceful departure: peers mark us left at once. */
+  leave(nowMs: number): void {
+    if (this.phase === 'left' || this.phase === 'conflict') return
+    this.phase = 'left'
+    this.table.set(this.selfRecord(nowMs, MemberStatus.Left))
+    const u = claimUpdate(MemberStatus.Left, this.self, this.incarnation, this.self)
+    this.enqueue(u)
+    // Straight to a few peers too, so the news does not wait for a round.
+    for (const to of this.pickLive(this.timing.gossipNodes * 2, undefined)) {
+      this.send(to.address, { type: MessageType.MemberGossip, updates: [u] })
+    }
+    this.probes.clear()
+  }
+
+  /** Whether our leave announcement is still queued for dissemination. */
+  get leaving(): boolean {
+    return this.phase === 'left' && this.broadcasts.has(this.self)
+  }
+
+  // ---- applying updates ----------------------------------------------------
+
+  /** Applies one update from the wire; `rebroadcast` is off for full syncs (pairwise anti-entropy). */
+  apply(nowMs: number, u: MemberUpdate, rebroadcast = true): void {
+    if (u.name === this.self) {
+      this.applyAboutSelf(nowMs, u)
+      return
+    }
+    const cur = this.table.get(u.name)
+    switch (u.status) {
+      case MemberStatus.Alive: {
+        if (cur !== undefined && u.incarnation <= cur.incarnation) return
+        const keepSince = cur !== undefined && cur.status === MemberStatus.Alive
+        const m: Member = {
+          name: u.name,
+          address: u.address,
+          generation: u.generation,
+          incarnation: u.incarnation,
+          status: MemberStatus.Alive,
+          tags: u.tags,
+          since: keepSince ? cur.since : nowMs,
+        }
+        this.suspicions.delete(u.name)
+        let type: MemberEventType | undefined
+        if (cur === undefined || cur.generation !== u.generation) type = 'join'
+        else if (cur.status !== MemberStatus.Alive) type = 'alive'
+        else if (cur.address !== u.address || !tagsEqual(cur.tags, u.tags)) type = 'update'
+        this.record(nowMs, m, type, cur)
+        if (rebroadcast) this.enqueue(u)
+        return
+      }
+      case MemberStatus.Suspect: {
+        if (cur === undefined || u.incarnation < cur.incarnation) return
+        if (cur.status === MemberStatus.Dead || cur.status === MemberStatus.Left) return
+        if (cur.status === MemberStatus.Alive || u.incarnation > cur.incarnation) {
+          const m: Member = { ...cur, incarnation: u.incarnation, status: MemberStatus.Suspect, since: nowMs }
+          this.suspicions.set(u.name, { incarnation: u.incarnation, accusers: new Set([u.by]), accuser: false, startedAt: nowMs, deadline: Infinity })
+          this.record(nowMs, m, 'suspect', cur)
+          if (rebroadcast) this.enqueue(u)
+          // An independent check: about 2k nodes cluster-wide make one.
+          const k = this.timing.indirectChecks
+          if (this.phase === 'member' && this.random.next() < (2 * k) / Math.max(1, this.liveCount)) this.startProbe(nowMs, m, true)
+          return
+        }
+        // Same incarnation, already suspect: a confirmation if the accuser is new.
+        let s = this.suspicions.get(u.name)
+        if (s === undefined || s.incarnation !== u.incarnation) {
+          s = { incarnation: u.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity }
+          this.suspicions.set(u.name, s)
+        }
+        if (s.accusers.has(u.by)) return
+        s.accusers.add(u.by)
+        if (s.accuser) s.deadline = this.suspicionDeadline(s)
+        if (rebroadcast) this.enqueue(u)
+        return
+      }
+      case MemberStatus.Dead:
+      case MemberStatus.Left: {
+        if (cur === undefined || u.incarnation < cur.incarnation) return
+        if (cur.status === MemberStatus.Left) return
+        if (cur.status === MemberStatus.Dead && (u.status === MemberStatus.Dead || u.incarnation < cur.incarnation)) return
+        const m: Member = { ...cur, incarnation: u.incarnation, status: u.status, since: nowMs }
+        this.suspicions.delete(u.name)
+        this.record(nowMs, m, u.status === MemberStatus.Dead ? 'dead' : 'left', cur)
+        if (rebroadcast) this.enqueue(u)
+        return
+      }
+    }
+  }
+
+  private applyAboutSelf(nowMs: number, u: MemberUpdate): void {
+    if (this.phase === 'conflict') return
+    if (u.status === MemberStatus.Alive) {
+      const mine = u.generation === this.config.generation && u.address === this.config.address
+      if (mine) {
+        // Our own claim echoed back; one above ours can only follow a restart within one generation.
+        if (u.incarnation > this.incarnation && this.phase !== 'left') this.refute(nowMs, u.incarnation, undefined)
+        return
+      }
+      if (u.generation > this.config.generation) {
+        // A later process claims our name while we live: it must give way (it checks before it joins).
+        this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: u.address, weAreNewcomer: false })
+        if (u.incarnation >= this.incarnation && this.phase !== 'left') this.refute(nowMs, u.incarnation, undefined)
+        return
+      }
+      // An earlier run of our name: our own past (crashed), or another live process.
+      if (u.incarnation < this.incarnation && this.phase === 'member') return
+      if (u.address === this.config.address) {
+        // Same address: it cannot be alive while we hold the port. Supersede it.
+        this.supersede(nowMs, u.incarnation)
+        return
+      }
+      if (this.conflictCheck === undefined) this.startConflictCheck(nowMs, u)
+      return
+    }
+    // Suspect, dead or left about us.
+    if (u.incarnation < this.incarnation || this.phase === 'left') return
+    const accuser = u.status === MemberStatus.Suspect || u.status === MemberStatus.Dead ? u.by : undefined
+    this.refute(nowMs, u.incarnation, accuser)
+  }
+
+  private refute(nowMs: number, above: number, accuser: string | undefined): void {
+    this.incarnation = Math.max(this.incarnation, above + 1)
+    this.stats.refutations++
+    this.adjustAwareness(1)
+    if (this.phase !== 'member') {
+      this.table.set(this.selfRecord(nowMs))
+      return
+    }
+    this.announce(nowMs)
+    // Straight to the accuser too: its timer is the one that would kill us.
+    const to = accuser !== undefined ? this.table.get(accuser) : undefined
+    if (to !== undefined && to.name !== this.self) {
+      this.send(to.address, { type: MessageType.MemberGossip, updates: [aliveUpdate(this.selfRecord(nowMs))] })
+    }
+  }
+
+  private supersede(nowMs: number, above: number): void {
+    this.incarnation = Math.max(this.incarnation, above + 1)
+    if (this.phase === 'member') this.announce(nowMs)
+    else this.table.set(this.selfRecord(nowMs))
+  }
+
+  private noteConflict(c: NameConflict): void {
+    const key = `${c.theirAddress}|${c.weAreNewcomer}`
+    if (this.knownConflicts.has(key)) return
+    this.knownConflicts.add(key)
+    this.conflicts.push(c)
+  }
+
+  private startConflictCheck(nowMs: number, their: MemberUpdate): void {
+    this.conflictCheck = { their, seq: ++this.seq, tries: 1, deadline: nowMs + 2 * this.scaled(this.timing.probeTimeoutMs) }
+    if (this.phase === 'joining') this.phase = 'checking'
+    this.send(their.address, { type: MessageType.Ping, seq: this.conflictCheck.seq, target: this.self, updates: [] })
+  }
+
+  private finishConflictCheck(nowMs: number, alive: boolean): void {
+    const check = this.conflictCheck!
+    this.conflictCheck = undefined
+    if (alive) {
+      this.phase = 'conflict'
+      this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: check.their.address, weAreNewcomer: true })
+      this.broadcasts.clear()
+      this.probes.clear()
+      return
+    }
+    if (this.phase === 'checking') this.becomeMember(nowMs, check.their.incarnation)
+    else this.supersede(nowMs, check.their.incarnation)
+  }
+
+  private becomeMember(nowMs: number, above: number): void {
+    this.incarnation = Math.max(this.incarnation, above + 1)
+    this.phase = 'member'
+    this.joinAttempts = 0
+    this.announce(nowMs)
+    // Tell a few members at once rather than waiting for a dissemination round.
+    const me = aliveUpdate(this.selfRecord(nowMs))
+    for (const to of this.pickLive(this.timing.gossipNodes, undefined)) this.send(to.address, { type: MessageType.MemberGossip, updates: [me] })
+  }
+
+  // ---- messages ------------------------------------------------------------
+
+  /** Every message from a peer: when we last heard from it; a member we hold dead is told so, so it can refute. */
+  heardFrom(nowMs: number, name: string, address: string): void {
+    if (name === this.self) return
+    this.lastHeard.set(name, nowMs)
+    const m = this.table.get(name)
+    if (m === undefined || m.status !== MemberStatus.Dead) return
+    const last = this.deadNotified.get(name)
+    if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
+    this.deadNotified.set(name, nowMs)
+    if (this.deadNotified.size > 4096) this.deadNotified.clear()
+    this.send(address, { type: MessageType.MemberGossip, updates: [claimUpdate(MemberStatus.Dead, name, m.incarnation, this.self)] })
+  }
+
+  /** A message from another process using our name (the engine drops our own loopback before this). */
+  onNameClash(nowMs: number, msg: MessageBody, fromAddress: string, replyTo: string): void {
+    if (msg.type === MessageType.Ack) {
+      const check = this.conflictCheck
+      if (check !== undefined && msg.seq === check.seq && msg.generation !== this.config.generation) this.finishConflictCheck(nowMs, true)
+      return
+    }
+    if (msg.type === MessageType.Ping && msg.target === this.self && this.phase !== 'conflict') {
+      // A newcomer checking whether our name is taken: it is. Answer, and note it.
+      this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: replyTo || fromAddress, weAreNewcomer: false })
+      this.send(replyTo, { type: MessageType.Ack, seq: msg.seq, generation: this.config.generation, updates: [] })
+    }
+  }
+
+  /** Membership messages (and their piggybacked updates). */
+  handle(nowMs: number, msg: MessageBody, replyTo: string): void {
+    if (this.phase === 'conflict') return
+    switch (msg.type) {
+      case MessageType.Ping:
+        for (const u of msg.updates) this.apply(nowMs, u)
+        if (msg.target !== this.self) {
+          this.stats.misrouted++
+          return
+        }
+        this.send(replyTo, { type: MessageType.Ack, seq: msg.seq, generation: this.config.generation, updates: this.piggyback(ACK_OVERHEAD) })
+        return
+      case MessageType.Ack: {
+        for (const u of msg.updates) this.apply(nowMs, u)
+        const relay = this.relays.get(msg.seq)
+        if (relay !== undefined) {
+          this.relays.delete(msg.seq)
+          this.send(relay.requester, { type: MessageType.Ack, seq: relay.seq, generation: msg.generation, updates: [] })
+          return
+        }
+        const probe = this.probes.get(msg.seq)
+        if (probe !== undefined) {
+          this.probes.delete(msg.seq)
+          if (!probe.triggered) this.adjustAwareness(-1)
+        }
+        return
+      }
+      case MessageType.PingReq: {
+        for (const u of msg.updates) this.apply(nowMs, u)
+        if (msg.target === this.self) return
+        const seq = ++this.seq
+        this.relays.set(seq, { requester: replyTo, seq: msg.seq, deadline: nowMs + this.scaled(this.timing.probeTimeoutMs) })
+        this.send(msg.targetAddress, { type: MessageType.Ping, seq, target: msg.target, updates: this.piggyback(pingOverhead(msg.target)) })
+        return
+      }
+      case MessageType.Nack: {
+        const probe = this.probes.get(msg.seq)
+        if (probe !== undefined) probe.nacks++
+        return
+      }
+      case MessageType.MemberGossip:
+        for (const u of msg.updates) this.apply(nowMs, u)
+        return
+      case MessageType.JoinRequest:
+        if (this.phase === 'member') this.sendSync(replyTo, false)
+        return
+      case MessageType.MemberSync: {
+        for (const u of msg.members) this.apply(nowMs, u, false)
+        if (this.phase === 'joining') this.becomeMember(nowMs, 0)
+        if (msg.reply && this.phase === 'member') this.sendSync(replyTo, false)
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  private sendSync(to: string, reply: boolean): void {
+    const members: MemberUpdate[] = []
+    for (const m of this.table) members.push(recordUpdate(m, this.self))
+    this.stats.memberSyncsSent++
+    this.send(to, { type: MessageType.MemberSync, reply, members }, true)
+  }
+
+  /** The state gossip probe's membership fingerprint: a settled mismatch brings a full exchange. */
+  onFingerprint(nowMs: number, hi: number, lo: number, replyTo: string): void {
+    if (this.phase !== 'member' || this.table.fingerprint.equals(hi, lo)) return
+    if (nowMs - this.lastSyncMs < this.timing.memberSyncIntervalMs) return
+    // While our own view still changes, the difference is likely churn in flight.
+    if (nowMs - this.lastChangeMs < 5 * this.timing.probeIntervalMs) return
+    this.lastSyncMs = nowMs
+    this.sendSync(replyTo, true)
+  }
+
+  /** Updates to piggyback on a message whose body already takes `overhead` bytes. */
+  private piggyback(overhead: number): MemberUpdate[] {
+    if (this.broadcasts.size === 0) return []
+    return this.broadcasts.take(this.config.bodyBudget - overhead - 3, retransmitLimit(this.timing, this.liveCount))
+  }
+
+  // ---- probing ---------------------------------------------------------------
+
+  private startProbe(nowMs: number, m: Member, triggered: boolean): void {
+    for (const p of this.probes.values()) if (p.target === m.name) return
+    const seq = ++this.seq
+    const t = this.timing
+    this.probes.set(seq, {
+      target: m.name,
+      address: m.address,
+      incarnation: m.incarnation,
+      directDeadline: nowMs + this.scaled(t.probeTimeoutMs),
+      endDeadline: nowMs + this.scaled(t.probeIntervalMs),
+      triggered,
+      helpers: 0,
+      nacks: 0,
+      indirectSent: false,
+    })
+    this.stats.pingsSent++
+    this.send(m.address, { type: MessageType.Ping, seq, target: m.name, updates: this.piggyback(pingOverhead(m.name)) })
+  }
+
+  /** The next member in this cycle's random order that is worth probing. */
+  private nextProbeTarget(): Member | undefined {
+    const table = this.table
+    for (let attempts = 0; attempts < 2; attempts++) {
+      const n = table.slots
+      if (n === 0) return undefined
+      const p = this.perm
+      if (p.n !== n || p.step >= n) {
+        p.n = n
+        p.step = 0
+        p.offset = randomInt(this.random, n)
+        p.stride = coprimeStride(this.random, n)
+      }
+      while (p.step < n) {
+        const i = (p.offset + p.step * p.stride) % n
+        p.step++
+        const m = table.atSlot(i)
+        if (m !== undefined && m.name !== this.self && (m.status === MemberStatus.Alive || m.status === MemberStatus.Suspect)) return m
+      }
+    }
+    return undefined
+  }
+
+  private onProbeFailed(nowMs: number, probe: Probe): void {
+    this.stats.probesFailed++
+    if (!probe.triggered) this.adjustAwareness(probe.helpers > 0 ? Math.max(0, probe.helpers - probe.nacks) : 1)
+    const cur = this.table.get(probe.target)
+    if (cur === undefined || cur.incarnation !== probe.incarnation) return
+    if (cur.status !== MemberStatus.Alive && cur.status !== MemberStatus.Suspect) return
+    this.accuse(nowMs, cur)
+  }
+
+  private accuse(nowMs: number, cur: Member): void {
+    let s = this.suspicions.get(cur.name)
+    if (cur.status === MemberStatus.Alive || s === undefined || s.incarnation !== cur.incarnation) {
+      s = { incarnation: cur.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity }
+      this.suspicions.set(cur.name, s)
+    }
+    if (cur.status === MemberStatus.Alive) {
+      this.record(nowMs, { ...cur, status: MemberStatus.Suspect, since: nowMs }, 'suspect', cur)
+    }
+    if (s.accuser) return
+    s.accuser = true
+    s.startedAt = nowMs
+    s.accusers.add(this.self)
+    s.deadline = this.suspicionDeadline(s)
+    this.stats.suspicionsRaised++
+    this.enqueue(claimUpdate(MemberStatus.Suspect, cur.name, cur.incarnation, this.self))
+  }
+
+  private suspicionDeadline(s: Suspicion): number {
+    const n = this.liveCount
+    const min = minSuspicionMs(this.timing, n)
+    const max = this.timing.suspicionMaxMult * min
+    const k = Math.max(0, Math.min(this.timing.indirectChecks, n - 2))
+    const confirmations = s.accusers.size - (s.accusers.has(this.self) ? 1 : 0)
+    return s.startedAt + suspicionTimeoutMs(min, max, confirmations, k)
+  }
+
+  private declareDead(nowMs: number, name: string): void {
+    const cur = this.table.get(name)
+    this.suspicions.delete(name)
+    if (cur === undefined || cur.status !== MemberStatus.Suspect) return
+    this.stats.deadDeclared++
+    this.record(nowMs, { ...cur, status: MemberStatus.Dead, since: nowMs }, 'dead', cur)
+    this.enqueue(claimUpdate(MemberStatus.Dead, name, cur.incarnation, this.self))
+  }
+
+  // ---- time ----------------------------------------------------------------
+
+  /**
+   * Our event loop (or process) was stopped for `stallMs`: probes in flight
+   * may have been answered in time without us reading the answer, and
+   * refutations may be waiting unread. Void the probes, give suspicion timers
+   * the stalled time back, and count it against our own health.
+   */
+  onStall(nowMs: number, stallMs: number): void {
+    this.stats.stalls++
+    this.probes.clear()
+    for (const s of this.suspicions.values()) {
+      if (s.accuser) s.deadline = Math.max(s.deadline + stallMs, nowMs + this.timing.probeIntervalMs)
+    }
+    for (const [seq, r] of this.relays) if (r.deadline <= nowMs) this.relays.delete(seq)
+    this.adjustAwareness(1)
+  }
+
+  tick(nowMs: number): void {
+    const t = this.timing
+    if (this.phase === 'conflict') return
+    // Joining, or cut off from every peer: ask the seeds, backing off.
+    if ((this.phase === 'joining' || (this.phase === 'member' && this.livePeers === 0)) && nowMs >= this.nextJoinMs) {
+      const seeds = this.seedAddresses()
+      for (const s of seeds) this.send(s, { type: MessageType.JoinRequest })
+      this.joinAttempts++
+      this.nextJoinMs = nowMs + Math.min(t.joinRetryMaxMs, t.joinRetryMs * 2 ** Math.min(20, this.joinAttempts - 1))
+    }
+    const check = this.conflictCheck
+    if (check !== undefined && nowMs >= check.deadline) {
+      if (check.tries >= CONFLICT_CHECK_TRIES) {
+        this.finishConflictCheck(nowMs, false)
+      } else {
+        check.tries++
+        check.seq = ++this.seq
+        check.deadline = nowMs + 2 * this.scaled(t.probeTimeoutMs)
+        this.send(check.their.address, { type: MessageType.Ping, seq: check.seq, target: this.self, updates: [] })
+      }
+    }
+    for (const [seq, p] of this.probes) {
+      if (!p.indirectSent && nowMs >= p.directDeadline) {
+        p.indirectSent = true
+        const helpers = this.pickLive(t.indirectChecks, p.target)
+        p.helpers = helpers.length
+        for (const h of helpers) {
+          this.stats.indirectPings++
+          this.send(h.address, {
+            type: MessageType.PingReq,
+            seq,
+            target: p.target,
+            targetAddress: p.address,
+            updates: this.piggyback(pingOverhead(p.target) + stringSize(p.address)),
+          })
+        }
+      }
+      if (nowMs >= p.endDeadline) {
+        this.probes.delete(seq)
+        this.onProbeFailed(nowMs, p)
+      }
+    }
+    for (const [seq, r] of this.relays) {
+      if (nowMs >= r.deadline) {
+        this.relays.delete(seq)
+        this.send(r.requester, { type: MessageType.Nack, seq: r.seq })
+      }
+    }
+    for (const [name, s] of this.suspicions) if (s.accuser && nowMs >= s.deadline) this.declareDead(nowMs, name)
+    if (this.phase === 'member' && nowMs >= this.nextProbeMs) {
+      const target = this.nextProbeTarget()
+      if (target !== undefined) this.startProbe(nowMs, target, false)
+      this.nextProbeMs += this.scaled(t.probeIntervalMs)
+      if (this.nextProbeMs <= nowMs) this.nextProbeMs = nowMs + this.scaled(t.probeIntervalMs)
+    }
+    if (nowMs >= this.nextGossipMs) {
+      if (this.broadcasts.size > 0 && (this.phase === 'member' || this.phase === 'left')) this.disseminate(nowMs)
+      this.nextGossipMs += t.memberGossipIntervalMs
+      if (this.nextGossipMs <= nowMs) this.nextGossipMs = nowMs + t.memberGossipIntervalMs
+    }
+    this.reap(nowMs)
+  }
+
+  private disseminate(nowMs: number): void {
+    const t = this.timing
+    const limit = retransmitLimit(t, this.liveCount)
+    const targets = this.pickLive(t.gossipNodes, undefined, (m) => m.status === MemberStatus.Dead && nowMs - m.since < t.gossipToTheDeadMs)
+    for (const to of targets) {
+      const updates = this.broadcasts.take(this.config.bodyBudget - 3, limit)
+      if (updates.length === 0) break
+      this.send(to.address, { type: MessageType.MemberGossip, updates })
+    }
+  }
+
+  private reap(nowMs: number): void {
+    for (;;) {
+      const due = this.reapQueue.peekPriority()
+      if (due === undefined || due > nowMs) return
+      const { name, since } = this.reapQueue.pop()!
+      const cur = this.table.get(name)
+      if (cur === undefined || cur.since !== since || (cur.status !== MemberStatus.Dead && cur.status !== MemberStatus.Left)) continue
+      if (name === this.self) continue
+      this.table.remove(name)
+      this.lastHeard.delete(name)
+      this.suspicions.delete(name)
+      this.lastChangeMs = nowMs
+      this.events.push({ type: 'reaped', member: cur, previous: cur })
+    }
+  }
+
+  nextWakeMs(): number {
+    if (this.phase === 'conflict') return Infinity
+    let at = this.nextGossipMs
+    if (this.phase === 'member') at = Math.min(at, this.nextProbeMs)
+    if (this.phase === 'joining' || (this.phase === 'member' && this.livePeers === 0)) at = Math.min(at, this.nextJoinMs)
+    if (this.conflictCheck !== undefined) at = Math.min(at, this.conflictCheck.deadline)
+    for (const p of this.probes.values()) at = Math.min(at, p.indirectSent ? p.endDeadline : p.directDeadline)
+    for (const r of this.relays.values()) at = Math.min(at, r.deadline)
+    for (const s of this.suspicions.values()) if (s.accuser) at = Math.min(at, s.deadline)
+    const reap = this.reapQueue.peekPriority()
+    if (reap !== undefined) at = Math.min(at, reap)
+    return at
+  }
+
+  // ---- peer selection ----------------------------------------------------------
+
+  /** Up to `k` distinct random live members (alive or suspect), not us, not `exclude`; `alsoAccept` widens the choice. */
+  private pickLive(k: number, exclude: string | undefined, alsoAccept?: (m: Member) => boolean): Member[] {
+    const out: Member[] = []
+    const chosen = new Set<string>()
+    const accept = (m: Member): boolean =>
+      m.name !== this.self &&
+      m.name !== exclude &&
+      !chosen.has(m.name) &&
+      (m.status === MemberStatus.Alive || m.status === MemberStatus.Suspect || (alsoAccept !== undefined && alsoAccept(m)))
+    const available = this.livePeers
+    for (let i = 0; i < k; i++) {
+      if (alsoAccept === undefined && chosen.size >= available) break
+      const m = this.table.random(this.random, accept)
+      if (m === undefined) break
+      chosen.add(m.name)
+      out.push(m)
+    }
+    return out
+  }
+
+  /**
+   * Addresses for a state gossip round or a push: `k` live members; now and
+   * then one dead member too (so halves of a healed partition meet again);
+   * the seeds while we know no live peer.
+   */
+  gossipAddresses(k: number, exclude?: string, includeDead = false): string[] {
+    if (this.phase === 'conflict') return []
+    const live = this.pickLive(k, exclude)
+    const out = live.map((m) => m.address)
+    if (includeDead && this.table.count(MemberStatus.Dead) > 0 && this.random.next() < DEAD_CONTACT_PROBABILITY) {
+      const dead = this.table.random(this.random, (m) => m.status === MemberStatus.Dead && m.name !== this.self)
+      if (dead !== undefined) out.push(dead.address)
+    }
+    if (out.length === 0) {
+      const seeds = this.seedAddresses()
+      for (let i = seeds.length - 1; i > 0; i--) {
+        const j = randomInt(this.random, i + 1)
+        ;[seeds[i], seeds[j]] = [seeds[j]!, seeds[i]!]
+      }
+      return seeds.slice(0, k)
+    }
+    return out
+  }
+}
+
+/** Body bytes of an Ack before its updates. */
+const ACK_OVERHEAD = 9 + 9
+function pingOverhead(target: string): number {
+  return 9 + stringSize(target)
+}
+
+/** A stride in [1, n) coprime with n, so i -> offset + i*stride (mod n) visits every slot once. */
+function coprimeStride(random: Random, n: number): number {
+  if (n <= 2) return 1
+  for (;;) {
+    const s = 1 + randomInt(random, n - 1)
+    if (gcd(s, n) === 1) return s
+  }
+}
+
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b]
+  return a
+}
+
