@@ -1,5 +1,6 @@
 import { type MemberUpdate, MemberStatus } from './member.js'
 import { updateSize } from '../codec/member-codec.js'
+import { MAX_PIGGYBACK_UPDATES } from '../codec/messages.js'
 
 interface Queued {
   readonly update: MemberUpdate
@@ -44,8 +45,9 @@ export class BroadcastQueue {
   }
 
   /**
-   * Updates that fit in `budget` bytes, fewest transmissions first (newest
-   * first among equals), each counted as sent once more.
+   * Updates that fit in `budget` bytes (and the per-message count limit the
+   * receiver enforces), fewest transmissions first (newest first among
+   * equals), each counted as sent once more.
    */
   take(budget: number, limit: number): MemberUpdate[] {
     if (this.items.size === 0 || budget <= 0) return []
@@ -53,6 +55,7 @@ export class BroadcastQueue {
     const out: MemberUpdate[] = []
     let used = 0
     for (const [key, q] of all) {
+      if (out.length >= MAX_PIGGYBACK_UPDATES) break
       const size = updateSize(q.update)
       if (used + size > budget) continue
       used += size

@@ -75,12 +75,17 @@ interface Probe {
   readonly incarnation: number
   readonly directDeadline: number
   readonly endDeadline: number
-  /** Probes started by hearing a suspicion (independent checks), not by the probe round. */
-  readonly triggered: boolean
+  /**
+   * `round`: the probe round. `check`: an independent check on hearing a
+   * suspicion. `verify`: the last look at a suspect before its timer ends.
+   */
+  readonly kind: ProbeKind
   helpers: number
   nacks: number
   indirectSent: boolean
 }
+
+type ProbeKind = 'round' | 'check' | 'verify'
 
 interface Relay {
   readonly requester: string
@@ -92,10 +97,14 @@ interface Suspicion {
   readonly incarnation: number
   /** Nodes that accused it at this incarnation (ourselves included when we did). */
   readonly accusers: Set<string>
-  /** Whether we accused it ourselves: only accusers declare death. */
+  /** Whether we accused it ourselves: accusers time out from the minimum, others from twice it (a backstop). */
   accuser: boolean
   startedAt: number
   deadline: number
+  /** When the verifying probe starts: one probe interval before the deadline, so it ends by then. */
+  verifyAt: number
+  /** Whether the verifying probe was started (it failed if the suspicion still stands when it ends). */
+  verified?: boolean
 }
 
 interface ConflictCheck {
@@ -107,6 +116,10 @@ interface ConflictCheck {
 
 /** Pings sent to a name listed alive elsewhere before concluding it is our own dead past. */
 const CONFLICT_CHECK_TRIES = 3
+/** Earlier accusers an accuser sends its confirmation to directly. */
+const MAX_DIRECT_CONFIRMATIONS = 4
+/** A helper of an indirect probe gives up (and sends a Nack) after this fraction of the probe timeout (memberlist's 80%). */
+const NACK_TIMEOUT_FRACTION = 0.8
 /** Fraction of state gossip rounds that also reach one dead member (healing partitions). */
 const DEAD_CONTACT_PROBABILITY = 0.25
 
@@ -326,7 +339,14 @@ export class Membership {
 
   // ---- applying updates ----------------------------------------------------
 
-  /** Applies one update from the wire; `rebroadcast` is off for full syncs (pairwise anti-entropy). */
+  /**
+   * Applies one update from the wire; `rebroadcast` is off for full syncs
+   * (pairwise anti-entropy). A record changes only to a higher
+   * (incarnation, status) pair, status ordered alive < suspect < dead <
+   * left: a total order, so any order and repetition of deliveries leaves
+   * the same record (only the member itself raises its incarnation, so a
+   * higher one is newer news whatever its status).
+   */
   apply(nowMs: number, u: MemberUpdate, rebroadcast = true): void {
     if (u.name === this.self) {
       this.applyAboutSelf(nowMs, u)
@@ -357,34 +377,35 @@ export class Membership {
       }
       case MemberStatus.Suspect: {
         if (cur === undefined || u.incarnation < cur.incarnation) return
-        if (cur.status === MemberStatus.Dead || cur.status === MemberStatus.Left) return
-        if (cur.status === MemberStatus.Alive || u.incarnation > cur.incarnation) {
+        if (u.incarnation === cur.incarnation && cur.status > MemberStatus.Suspect) return
+        if (cur.status !== MemberStatus.Suspect || u.incarnation > cur.incarnation) {
           const m: Member = { ...cur, incarnation: u.incarnation, status: MemberStatus.Suspect, since: nowMs }
-          this.suspicions.set(u.name, { incarnation: u.incarnation, accusers: new Set([u.by]), accuser: false, startedAt: nowMs, deadline: Infinity })
+          const s: Suspicion = { incarnation: u.incarnation, accusers: new Set([u.by]), accuser: false, startedAt: nowMs, deadline: 0, verifyAt: 0 }
+          this.setDeadline(s)
+          this.suspicions.set(u.name, s)
           this.record(nowMs, m, 'suspect', cur)
           if (rebroadcast) this.enqueue(u)
           // An independent check: about 2k nodes cluster-wide make one.
           const k = this.timing.indirectChecks
-          if (this.phase === 'member' && this.random.next() < (2 * k) / Math.max(1, this.liveCount)) this.startProbe(nowMs, m, true)
+          if (this.phase === 'member' && this.random.next() < (2 * k) / Math.max(1, this.liveCount)) this.startProbe(nowMs, m, 'check')
           return
         }
         // Same incarnation, already suspect: a confirmation if the accuser is new.
         let s = this.suspicions.get(u.name)
         if (s === undefined || s.incarnation !== u.incarnation) {
-          s = { incarnation: u.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity }
+          s = { incarnation: u.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity, verifyAt: Infinity }
           this.suspicions.set(u.name, s)
         }
         if (s.accusers.has(u.by)) return
         s.accusers.add(u.by)
-        if (s.accuser) s.deadline = this.suspicionDeadline(s)
+        this.setDeadline(s)
         if (rebroadcast) this.enqueue(u)
         return
       }
       case MemberStatus.Dead:
       case MemberStatus.Left: {
         if (cur === undefined || u.incarnation < cur.incarnation) return
-        if (cur.status === MemberStatus.Left) return
-        if (cur.status === MemberStatus.Dead && (u.status === MemberStatus.Dead || u.incarnation < cur.incarnation)) return
+        if (u.incarnation === cur.incarnation && cur.status >= u.status) return
         const m: Member = { ...cur, incarnation: u.incarnation, status: u.status, since: nowMs }
         this.suspicions.delete(u.name)
         this.record(nowMs, m, u.status === MemberStatus.Dead ? 'dead' : 'left', cur)
@@ -503,7 +524,8 @@ export class Membership {
   onNameClash(nowMs: number, msg: MessageBody, fromAddress: string, replyTo: string): void {
     if (msg.type === MessageType.Ack) {
       const check = this.conflictCheck
-      if (check !== undefined && msg.seq === check.seq && msg.generation !== this.config.generation) this.finishConflictCheck(nowMs, true)
+      // Any answer to our name from another address is another live process: a conflict.
+      if (check !== undefined && msg.seq === check.seq) this.finishConflictCheck(nowMs, true)
       return
     }
     if (msg.type === MessageType.Ping && msg.target === this.self && this.phase !== 'conflict') {
@@ -536,7 +558,11 @@ export class Membership {
         const probe = this.probes.get(msg.seq)
         if (probe !== undefined) {
           this.probes.delete(msg.seq)
-          if (!probe.triggered) this.adjustAwareness(-1)
+          if (probe.kind === 'round') this.adjustAwareness(-1)
+          // It answered: whatever others say, we will not declare it dead.
+          // It stays suspect here until its refutation (or a sync) arrives.
+          const s = this.suspicions.get(probe.target)
+          if (s !== undefined && s.incarnation === probe.incarnation) this.suspicions.delete(probe.target)
         }
         return
       }
@@ -544,7 +570,8 @@ export class Membership {
         for (const u of msg.updates) this.apply(nowMs, u)
         if (msg.target === this.self) return
         const seq = ++this.seq
-        this.relays.set(seq, { requester: replyTo, seq: msg.seq, deadline: nowMs + this.scaled(this.timing.probeTimeoutMs) })
+        // The Nack must reach the requester before its probe ends (the rest of its interval, a probe timeout in the lan preset).
+        this.relays.set(seq, { requester: replyTo, seq: msg.seq, deadline: nowMs + NACK_TIMEOUT_FRACTION * this.timing.probeTimeoutMs })
         this.send(msg.targetAddress, { type: MessageType.Ping, seq, target: msg.target, updates: this.piggyback(pingOverhead(msg.target)) })
         return
       }
@@ -595,7 +622,7 @@ export class Membership {
 
   // ---- probing ---------------------------------------------------------------
 
-  private startProbe(nowMs: number, m: Member, triggered: boolean): void {
+  private startProbe(nowMs: number, m: Member, kind: ProbeKind): void {
     for (const p of this.probes.values()) if (p.target === m.name) return
     const seq = ++this.seq
     const t = this.timing
@@ -605,13 +632,18 @@ export class Membership {
       incarnation: m.incarnation,
       directDeadline: nowMs + this.scaled(t.probeTimeoutMs),
       endDeadline: nowMs + this.scaled(t.probeIntervalMs),
-      triggered,
+      kind,
       helpers: 0,
       nacks: 0,
       indirectSent: false,
     })
     this.stats.pingsSent++
     this.send(m.address, { type: MessageType.Ping, seq, target: m.name, updates: this.piggyback(pingOverhead(m.name)) })
+  }
+
+  private probeOf(name: string): Probe | undefined {
+    for (const p of this.probes.values()) if (p.target === name) return p
+    return undefined
   }
 
   /** The next member in this cycle's random order that is worth probing. */
@@ -639,7 +671,7 @@ export class Membership {
 
   private onProbeFailed(nowMs: number, probe: Probe): void {
     this.stats.probesFailed++
-    if (!probe.triggered) this.adjustAwareness(probe.helpers > 0 ? Math.max(0, probe.helpers - probe.nacks) : 1)
+    if (probe.kind === 'round') this.adjustAwareness(probe.helpers > 0 ? Math.max(0, probe.helpers - probe.nacks) : 1)
     const cur = this.table.get(probe.target)
     if (cur === undefined || cur.incarnation !== probe.incarnation) return
     if (cur.status !== MemberStatus.Alive && cur.status !== MemberStatus.Suspect) return
@@ -649,25 +681,54 @@ export class Membership {
   private accuse(nowMs: number, cur: Member): void {
     let s = this.suspicions.get(cur.name)
     if (cur.status === MemberStatus.Alive || s === undefined || s.incarnation !== cur.incarnation) {
-      s = { incarnation: cur.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity }
+      s = { incarnation: cur.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity, verifyAt: Infinity }
       this.suspicions.set(cur.name, s)
     }
     if (cur.status === MemberStatus.Alive) {
       this.record(nowMs, { ...cur, status: MemberStatus.Suspect, since: nowMs }, 'suspect', cur)
     }
     if (s.accuser) return
+    const before = s.deadline
     s.accuser = true
     s.startedAt = nowMs
     s.accusers.add(this.self)
-    s.deadline = this.suspicionDeadline(s)
+    this.setDeadline(s)
+    // A failed verification must not push back a timer that was already running.
+    if (before < s.deadline) {
+      s.deadline = before
+      s.verifyAt = Math.min(s.verifyAt, before)
+    }
     this.stats.suspicionsRaised++
-    this.enqueue(claimUpdate(MemberStatus.Suspect, cur.name, cur.incarnation, this.self))
+    const claim = claimUpdate(MemberStatus.Suspect, cur.name, cur.incarnation, this.self)
+    this.enqueue(claim)
+    // Our confirmation goes straight to the earlier accusers: their timers shorten with it.
+    let direct = 0
+    for (const name of s.accusers) {
+      const to = name === this.self ? undefined : this.table.get(name)
+      if (to === undefined) continue
+      this.send(to.address, { type: MessageType.MemberGossip, updates: [claim] })
+      if (++direct >= MAX_DIRECT_CONFIRMATIONS) break
+    }
+    // News that starts timers goes out now, not at the next round.
+    this.disseminate(nowMs)
+  }
+
+  /**
+   * Lifeguard's timer. Accusers run it from the minimum: they declare death.
+   * Others run it from twice the minimum, a backstop for when every
+   * declaration is lost, long enough for a suspect that was only paused to
+   * refute first.
+   */
+  private setDeadline(s: Suspicion): void {
+    s.deadline = this.suspicionDeadline(s)
+    s.verifyAt = s.deadline - this.scaled(this.timing.probeIntervalMs)
   }
 
   private suspicionDeadline(s: Suspicion): number {
     const n = this.liveCount
-    const min = minSuspicionMs(this.timing, n)
-    const max = this.timing.suspicionMaxMult * min
+    const base = minSuspicionMs(this.timing, n)
+    const max = this.timing.suspicionMaxMult * base
+    const min = s.accuser ? base : Math.min(max, 2 * base)
     const k = Math.max(0, Math.min(this.timing.indirectChecks, n - 2))
     const confirmations = s.accusers.size - (s.accusers.has(this.self) ? 1 : 0)
     return s.startedAt + suspicionTimeoutMs(min, max, confirmations, k)
@@ -680,6 +741,7 @@ export class Membership {
     this.stats.deadDeclared++
     this.record(nowMs, { ...cur, status: MemberStatus.Dead, since: nowMs }, 'dead', cur)
     this.enqueue(claimUpdate(MemberStatus.Dead, name, cur.incarnation, this.self))
+    this.disseminate(nowMs)
   }
 
   // ---- time ----------------------------------------------------------------
@@ -694,7 +756,9 @@ export class Membership {
     this.stats.stalls++
     this.probes.clear()
     for (const s of this.suspicions.values()) {
-      if (s.accuser) s.deadline = Math.max(s.deadline + stallMs, nowMs + this.timing.probeIntervalMs)
+      s.deadline = Math.max(s.deadline + stallMs, nowMs + this.timing.probeIntervalMs)
+      s.verifyAt = Math.max(s.verifyAt + stallMs, nowMs)
+      s.verified = false
     }
     for (const [seq, r] of this.relays) if (r.deadline <= nowMs) this.relays.delete(seq)
     this.adjustAwareness(1)
@@ -748,10 +812,21 @@ export class Membership {
         this.send(r.requester, { type: MessageType.Nack, seq: r.seq })
       }
     }
-    for (const [name, s] of this.suspicions) if (s.accuser && nowMs >= s.deadline) this.declareDead(nowMs, name)
+    for (const [name, s] of this.suspicions) {
+      if (nowMs < s.verifyAt) continue
+      const pending = this.probeOf(name)
+      if (!s.verified) {
+        // The last look (or a probe already under way): a suspect that answers now is not declared dead.
+        s.verified = true
+        const m = this.table.get(name)
+        if (pending === undefined && m !== undefined) this.startProbe(nowMs, m, 'verify')
+        continue
+      }
+      if (nowMs >= s.deadline && pending === undefined) this.declareDead(nowMs, name)
+    }
     if (this.phase === 'member' && nowMs >= this.nextProbeMs) {
       const target = this.nextProbeTarget()
-      if (target !== undefined) this.startProbe(nowMs, target, false)
+      if (target !== undefined) this.startProbe(nowMs, target, 'round')
       this.nextProbeMs += this.scaled(t.probeIntervalMs)
       if (this.nextProbeMs <= nowMs) this.nextProbeMs = nowMs + this.scaled(t.probeIntervalMs)
     }
@@ -798,7 +873,11 @@ export class Membership {
     if (this.conflictCheck !== undefined) at = Math.min(at, this.conflictCheck.deadline)
     for (const p of this.probes.values()) at = Math.min(at, p.indirectSent ? p.endDeadline : p.directDeadline)
     for (const r of this.relays.values()) at = Math.min(at, r.deadline)
-    for (const s of this.suspicions.values()) if (s.accuser) at = Math.min(at, s.deadline)
+    for (const [name, s] of this.suspicions) {
+      if (!s.verified) at = Math.min(at, s.verifyAt)
+      else if (this.probeOf(name) === undefined) at = Math.min(at, s.deadline)
+      // else: the pending probe's own deadlines wake us.
+    }
     const reap = this.reapQueue.peekPriority()
     if (reap !== undefined) at = Math.min(at, reap)
     return at
