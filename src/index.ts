@@ -3,7 +3,10 @@
  * This file is the whole public surface.
  */
 export { Grapevine } from './node.js'
-export type { ChangeEvent, KeyValue, Member, Version } from './node.js'
+export type { ChangeEvent, KeyValue, Member, MemberEvent, Version } from './node.js'
+export type { MemberEventType, NameConflict } from './membership/membership.js'
+export type { PresetName, MembershipTiming } from './membership/presets.js'
+export { PRESETS } from './membership/presets.js'
 export type { StartOptions } from './options.js'
 export type { Value } from './state/entry.js'
 export type { EngineStats } from './engine/stats.js'
@@ -12,6 +15,7 @@ export {
   DecodeError,
   GrapevineError,
   InvalidKeyError,
+  NameConflictError,
   StoppedError,
   ValueTooLargeError,
 } from './errors.js'

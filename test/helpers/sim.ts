@@ -18,7 +18,7 @@ export function simulate(
     body(sim)
   } catch (err) {
     const e = err as Error
-    e.message = `[simulation '${name}' failed with seed ${seed}; replay: GRAPEVINE_SEED=${seed} node --test --test-name-pattern='${name.replace(/[^\w ]/g, '.')}' dist/test/]\n${e.message}`
+    e.message = `[simulation '${name}' failed with seed ${seed}; replay: GRAPEVINE_SEED=${seed} node --test --test-name-pattern='${name.replace(/[^\w ]/g, '.')}' dist/test/*.test.js]\n${e.message}`
     throw e
   }
 }

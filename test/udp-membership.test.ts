@@ -1,0 +1,77 @@
+/**
+ * Membership on real sockets (loopback): failure detection of a process
+ * killed with SIGKILL, a graceful leave, and a refused duplicate name.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { after, describe, test } from 'node:test'
+import { Grapevine, NameConflictError } from '../src/index.js'
+import { waitFor } from '../src/util/wait.js'
+
+const CHILD = fileURLToPath(new URL('./helpers/child-node.js', import.meta.url))
+
+describe('membership on loopback UDP', () => {
+  const started: Grapevine[] = []
+  after(async () => {
+    await Promise.all(started.map((n) => n.stop()))
+  })
+
+  async function cluster(n: number, prefix: string, options: Record<string, unknown> = {}): Promise<Grapevine[]> {
+    const nodes: Grapevine[] = []
+    for (let i = 0; i < n; i++) {
+      const seeds = nodes.length > 0 ? [nodes[0]!.address] : []
+      const node = await Grapevine.start({ preset: 'local', ...options, name: `${prefix}${i + 1}`, bind: '127.0.0.1:0', seeds })
+      nodes.push(node)
+      started.push(node)
+    }
+    return nodes
+  }
+
+  const statusIn = (viewer: Grapevine, name: string): string | undefined => viewer.members().find((m) => m.name === name)?.status
+
+  test('10 nodes: one in a child process killed with SIGKILL is declared dead by all the others', async () => {
+    const nodes = await cluster(9, 'k')
+    const child = spawn(process.execPath, [CHILD, 'victim', nodes[0]!.address, 'local'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const [line] = (await once(child.stdout, 'data')) as [Buffer]
+      const { address } = JSON.parse(line.toString()) as { address: string }
+      assert.ok(await waitFor(() => nodes.every((n) => statusIn(n, 'victim') === 'alive'), 10_000), 'the child joined')
+      assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 10), 10_000), 'ten alive')
+      const events: string[] = []
+      for (const n of nodes) n.on('member', (e) => e.member.name === 'victim' && events.push(`${n.name}:${e.type}`))
+      child.kill('SIGKILL')
+      const detected = await waitFor(() => nodes.every((n) => statusIn(n, 'victim') === 'dead'), 30_000)
+      assert.ok(detected, `declared dead by all: ${nodes.map((n) => `${n.name}=${statusIn(n, 'victim')}`).join(' ')}`)
+      assert.ok(events.some((e) => e.endsWith(':suspect')) || events.every((e) => e.endsWith(':dead')), 'events report it')
+      assert.equal(nodes[0]!.members().find((m) => m.name === 'victim')!.address, address)
+      // Nobody else was accused.
+      for (const n of nodes) assert.equal(n.members().filter((m) => m.status === 'alive').length, 9, `${n.name} still sees 9 alive`)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  test('a graceful leave is seen as left at once, not dead', async () => {
+    const nodes = await cluster(4, 'l')
+    assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 4), 10_000))
+    const leaver = nodes[3]!
+    await leaver.leave()
+    await leaver.stop()
+    assert.ok(await waitFor(() => nodes.slice(0, 3).every((n) => statusIn(n, leaver.name) === 'left'), 3_000), 'left everywhere')
+  })
+
+  test('a second process with a live node name refuses to start with a clear error', async () => {
+    const nodes = await cluster(3, 'c')
+    assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 3), 10_000))
+    const conflicts: string[] = []
+    nodes[1]!.on('conflict', (c) => conflicts.push(c.theirAddress))
+    await assert.rejects(
+      Grapevine.start({ preset: 'local', name: nodes[1]!.name, bind: '127.0.0.1:0', seeds: [nodes[0]!.address] }),
+      (err: unknown) => err instanceof NameConflictError && err.code === 'GV_ERR_NAME_CONFLICT' && err.theirAddress === nodes[1]!.address,
+    )
+    assert.equal(conflicts.length, 1, 'the running node logged the conflict with the newcomer address')
+    assert.ok(nodes.every((n) => statusIn(n, nodes[1]!.name) === 'alive'))
+  })
+})
