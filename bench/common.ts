@@ -82,7 +82,58 @@ export interface ScaleTask {
   readonly seed: number
 }
 
-export type Task = SpreadTask | TheoryTask | TrafficTask | MergeTask | MemoryTask | JoinTask | ScaleTask
+/** A crashed member: time to first suspicion and until every live node marks it dead. */
+export interface DetectTask {
+  readonly kind: 'detect'
+  readonly n: number
+  readonly seeds: readonly number[]
+}
+
+/** Membership bytes per node per second in an idle formed cluster. */
+export interface MemberTrafficTask {
+  readonly kind: 'member-traffic'
+  readonly n: number
+  readonly seed: number
+  readonly measureMs: number
+}
+
+/** Live members marked dead under uniform message loss. */
+export interface FalsePositiveTask {
+  readonly kind: 'false-positives'
+  readonly n: number
+  readonly seed: number
+  readonly loss: number
+  readonly simMs: number
+}
+
+/** n nodes started together through one seed: until every node sees n alive. */
+export interface MemberJoinTask {
+  readonly kind: 'member-join'
+  readonly n: number
+  readonly seeds: readonly number[]
+}
+
+/** One member's process stopped for `freezeMs` (SIGSTOP), per seed: members marked dead. */
+export interface FreezeTask {
+  readonly kind: 'freeze'
+  readonly n: number
+  readonly freezeMs: number
+  readonly seeds: readonly number[]
+}
+
+export type Task =
+  | FreezeTask
+  | SpreadTask
+  | TheoryTask
+  | TrafficTask
+  | MergeTask
+  | MemoryTask
+  | JoinTask
+  | ScaleTask
+  | DetectTask
+  | MemberTrafficTask
+  | FalsePositiveTask
+  | MemberJoinTask
 
 // ---- results ----------------------------------------------------------------
 
@@ -209,7 +260,80 @@ export interface ScaleResult {
   readonly heapUsedBytes: number
 }
 
-export type Result = SpreadResult | TheoryResult | TrafficResult | MergeResult | MemoryResult | JoinResult | ScaleResult
+export interface DetectRun {
+  readonly seed: number
+  /** Virtual ms from the crash to the first suspicion of it anywhere. */
+  readonly firstSuspectMs: number | null
+  /** Virtual ms from the crash until every live node marked it dead; null if not within 60 s. */
+  readonly allDeadMs: number | null
+  /** Each node's own time to mark it dead. */
+  readonly nodeDeadMs: number[]
+  /** Dead events about members that were alive. */
+  readonly falseDead: number
+  readonly wallMs: number
+}
+
+export interface DetectResult {
+  readonly kind: 'detect'
+  readonly n: number
+  readonly runs: DetectRun[]
+}
+
+export interface MemberTrafficResult {
+  readonly kind: 'member-traffic'
+  readonly n: number
+  readonly bytesPerNodePerSec: number
+  readonly messagesPerNodePerSec: number
+  readonly wallMs: number
+}
+
+export interface FalsePositiveResult {
+  readonly kind: 'false-positives'
+  readonly n: number
+  readonly loss: number
+  readonly simMs: number
+  /** Dead events (one per node that marked a member dead). */
+  readonly deadEvents: number
+  /** Distinct live members marked dead by anyone. */
+  readonly membersMarkedDead: number
+  readonly accusations: number
+  readonly refutations: number
+  readonly wallMs: number
+}
+
+export interface MemberJoinResult {
+  readonly kind: 'member-join'
+  readonly n: number
+  /** Virtual ms per seed; null if not within 60 s. */
+  readonly ms: (number | null)[]
+}
+
+export interface FreezeResult {
+  readonly kind: 'freeze'
+  readonly n: number
+  readonly freezeMs: number
+  readonly seeds: number
+  /** Dead events anywhere (every member stayed up). */
+  readonly deadEvents: number
+  /** Accusations the frozen node made after it resumed. */
+  readonly frozenAccusations: number
+  /** Runs in which the frozen node was suspected and refuted. */
+  readonly refuted: number
+}
+
+export type Result =
+  | FreezeResult
+  | SpreadResult
+  | TheoryResult
+  | TrafficResult
+  | MergeResult
+  | MemoryResult
+  | JoinResult
+  | ScaleResult
+  | DetectResult
+  | MemberTrafficResult
+  | FalsePositiveResult
+  | MemberJoinResult
 
 // ---- statistics ---------------------------------------------------------------
 
@@ -258,5 +382,15 @@ export function describeTask(t: Task): string {
       return `join ${t.keys} keys`
     case 'scale':
       return `scale n=${t.n} ${t.simMs / 1000} sim-s`
+    case 'detect':
+      return `detect n=${t.n} seeds=${t.seeds.length}`
+    case 'member-traffic':
+      return `membership traffic n=${t.n}`
+    case 'false-positives':
+      return `false positives n=${t.n} loss=${t.loss} ${t.simMs / 1000} sim-s`
+    case 'member-join':
+      return `member join n=${t.n} seeds=${t.seeds.length}`
+    case 'freeze':
+      return `freeze ${t.freezeMs} ms n=${t.n} seeds=${t.seeds.length}`
   }
 }

@@ -62,6 +62,7 @@ export function makePlan(quick: boolean): Plan {
       merge: { entries: 200_000, overwriteKeys: 1000, deltaMessages: 4000, reps: 1 },
       keys: 20_000,
       scale: { n: 1000, simMs: 10_000 },
+      membership: membershipPlan([10, 100, 1000], 5, 0, 300_000),
     }
   }
   return {
@@ -75,6 +76,21 @@ export function makePlan(quick: boolean): Plan {
     merge: { entries: 1_000_000, overwriteKeys: 1000, deltaMessages: 20_000, reps: 5 },
     keys: 100_000,
     scale: { n: 10_000, simMs: 60_000 },
+    membership: membershipPlan([10, 100, 1000, 10_000], 20, 3, 3_600_000),
+  }
+}
+
+/** Membership measurements: cluster sizes, seeds per size (fewer at 10,000), and the length of the loss runs. */
+function membershipPlan(sizes: number[], seeds: number, seedsAt10k: number, lossRunMs: number): Plan['membership'] {
+  return {
+    detectSizes: sizes,
+    detectSeeds: seedList(seeds),
+    detectSeedsAt10k: seedList(seedsAt10k),
+    trafficSizes: sizes,
+    falsePositives: [0, 0.1, 0.3].map((loss) => ({ loss, simMs: lossRunMs })),
+    joinSizes: [5, 50, 100],
+    joinSeeds: seedList(seeds),
+    freezeSeeds: seedList(seeds),
   }
 }
 
@@ -110,6 +126,18 @@ function tasksOf(plan: Plan): Scheduled[] {
   for (const n of plan.trafficSizes) {
     out.push({ task: { kind: 'traffic', n, seed: 1, ...plan.traffic }, exclusive: false, cost: n * 10 })
   }
+  const m = plan.membership
+  for (const n of m.detectSizes) {
+    const seeds = n >= 10_000 ? m.detectSeedsAt10k : m.detectSeeds
+    if (n >= 10_000) for (const s of seeds) out.push({ task: { kind: 'detect', n, seeds: [s] }, exclusive: false, cost: n * 3 })
+    else out.push({ task: { kind: 'detect', n, seeds }, exclusive: false, cost: n * seeds.length })
+  }
+  for (const n of m.trafficSizes) out.push({ task: { kind: 'member-traffic', n, seed: 1, measureMs: 20_000 }, exclusive: false, cost: n * 3 })
+  for (const f of m.falsePositives) {
+    out.push({ task: { kind: 'false-positives', n: 100, seed: 1, loss: f.loss, simMs: f.simMs }, exclusive: false, cost: f.simMs / 10 })
+  }
+  for (const n of m.joinSizes) out.push({ task: { kind: 'member-join', n, seeds: m.joinSeeds }, exclusive: false, cost: n * m.joinSeeds.length })
+  out.push({ task: { kind: 'freeze', n: 100, freezeMs: 3000, seeds: m.freezeSeeds }, exclusive: false, cost: 100 * m.freezeSeeds.length })
   out.push({ task: { kind: 'memory', keys: plan.keys }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'merge', ...plan.merge }, exclusive: true, cost: 0 })

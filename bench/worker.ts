@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { runJoin, runMemory } from './bulk.js'
 import { RESULT_PREFIX, type Result, type Task, type WorkerOutput } from './common.js'
 import { runSpread } from './dissemination.js'
+import { runDetect, runFalsePositives, runFreeze, runMemberJoin, runMemberTraffic } from './membership.js'
 import { runMerge } from './merge-throughput.js'
 import { runScale } from './scale.js'
 import { runTheory } from './theory.js'
@@ -27,6 +28,16 @@ export function runTask(task: Task): Result {
       return runJoin(task)
     case 'scale':
       return runScale(task)
+    case 'detect':
+      return runDetect(task)
+    case 'member-traffic':
+      return runMemberTraffic(task)
+    case 'false-positives':
+      return runFalsePositives(task)
+    case 'member-join':
+      return runMemberJoin(task)
+    case 'freeze':
+      return runFreeze(task)
   }
 }
 

@@ -12,6 +12,8 @@ export class EngineStats {
   streamBytesIn = 0
   /** Messages sent per type code. */
   readonly sentByType = new Map<number, number>()
+  /** Bytes sent per type code (datagrams and streams). */
+  readonly bytesByType = new Map<number, number>()
   /** Messages (or entries) dropped, by reason. */
   readonly drops = new Map<DropReason, number>()
   /** Entries that changed our state. */
@@ -36,6 +38,7 @@ export class EngineStats {
 
   sent(type: number, bytes: number, stream: boolean): void {
     this.sentByType.set(type, (this.sentByType.get(type) ?? 0) + 1)
+    this.bytesByType.set(type, (this.bytesByType.get(type) ?? 0) + bytes)
     if (stream) {
       this.streamsOut++
       this.streamBytesOut += bytes

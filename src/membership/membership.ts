@@ -116,6 +116,8 @@ interface ConflictCheck {
 
 /** Pings sent to a name listed alive elsewhere before concluding it is our own dead past. */
 const CONFLICT_CHECK_TRIES = 3
+/** Probe intervals without a membership change of our own before a fingerprint mismatch brings a full sync. */
+const SYNC_SETTLE_INTERVALS = 2
 /** Earlier accusers an accuser sends its confirmation to directly. */
 const MAX_DIRECT_CONFIRMATIONS = 4
 /** A helper of an indirect probe gives up (and sends a Nack) after this fraction of the probe timeout (memberlist's 80%). */
@@ -609,7 +611,7 @@ export class Membership {
     if (this.phase !== 'member' || this.table.fingerprint.equals(hi, lo)) return
     if (nowMs - this.lastSyncMs < this.timing.memberSyncIntervalMs) return
     // While our own view still changes, the difference is likely churn in flight.
-    if (nowMs - this.lastChangeMs < 5 * this.timing.probeIntervalMs) return
+    if (nowMs - this.lastChangeMs < SYNC_SETTLE_INTERVALS * this.timing.probeIntervalMs) return
     this.lastSyncMs = nowMs
     this.sendSync(replyTo, true)
   }

@@ -100,7 +100,11 @@ export function minSuspicionMs(t: MembershipTiming, n: number): number {
   return t.suspicionMult * Math.max(2, Math.log10(Math.max(1, n))) * t.probeIntervalMs
 }
 
-/** Times an update is retransmitted in a cluster of `n`. */
+/**
+ * Times an update is retransmitted in a cluster of `n`: retransmitMult x
+ * ceil(log10(n + 1)), at least twice the multiplier, since in a small
+ * cluster a handful of sends can all miss the one node that needs them.
+ */
 export function retransmitLimit(t: MembershipTiming, n: number): number {
-  return t.retransmitMult * Math.max(1, Math.ceil(Math.log10(n + 1)))
+  return t.retransmitMult * Math.max(2, Math.ceil(Math.log10(n + 1)))
 }
