@@ -121,7 +121,26 @@ export interface FreezeTask {
   readonly seeds: readonly number[]
 }
 
+/** n real nodes in one process on loopback: join, idle membership traffic, crash detection. */
+export interface RealClusterTask {
+  readonly kind: 'real-cluster'
+  readonly n: number
+  readonly runs: number
+  /** First UDP/TCP port; each run takes n consecutive ports after the previous run's. */
+  readonly basePort: number
+}
+
+/** memberlist's anchor harness (Go), for comparison in the same run. */
+export interface AnchorTask {
+  readonly kind: 'anchor'
+  readonly n: number
+  readonly runs: number
+  readonly basePort: number
+}
+
 export type Task =
+  | AnchorTask
+  | RealClusterTask
   | FreezeTask
   | SpreadTask
   | TheoryTask
@@ -321,7 +340,40 @@ export interface FreezeResult {
   readonly refuted: number
 }
 
+export interface AnchorResult {
+  readonly kind: 'anchor'
+  readonly n: number
+  /** Why it did not run (harness or Go missing), else undefined. */
+  readonly skipped: string | undefined
+  readonly runs: {
+    readonly joinMs: number
+    readonly allDeadMs: number
+    readonly firstSuspectMs: number
+    /** memberlist's UDP + TCP payload bytes per node per second with 10 keys, idle. */
+    readonly idleBytesPerNodePerSec: number
+    readonly peakRssKib: number
+  }[]
+}
+
+export interface RealClusterRun {
+  readonly joinMs: number | null
+  readonly idleBytesPerNodePerSec: number
+  /** All bytes (membership and state gossip) per node per second, idle. */
+  readonly idleTotalBytesPerNodePerSec: number
+  readonly firstSuspectMs: number | null
+  readonly allDeadMs: number | null
+  readonly falseDead: number
+}
+
+export interface RealClusterResult {
+  readonly kind: 'real-cluster'
+  readonly n: number
+  readonly runs: RealClusterRun[]
+}
+
 export type Result =
+  | AnchorResult
+  | RealClusterResult
   | FreezeResult
   | SpreadResult
   | TheoryResult
@@ -392,5 +444,9 @@ export function describeTask(t: Task): string {
       return `member join n=${t.n} seeds=${t.seeds.length}`
     case 'freeze':
       return `freeze ${t.freezeMs} ms n=${t.n} seeds=${t.seeds.length}`
+    case 'real-cluster':
+      return `real sockets n=${t.n} runs=${t.runs}`
+    case 'anchor':
+      return `memberlist anchor n=${t.n} runs=${t.runs}`
   }
 }

@@ -12,6 +12,8 @@ import {
   type JoinResult,
   type MemberJoinResult,
   type MemberTrafficResult,
+  type AnchorResult,
+  type RealClusterResult,
   type MemoryResult,
   type MergeResult,
   type Result,
@@ -45,6 +47,8 @@ export interface Plan {
     readonly joinSizes: readonly number[]
     readonly joinSeeds: readonly number[]
     readonly freezeSeeds: readonly number[]
+    readonly realSizes: readonly number[]
+    readonly realRuns: number
   }
 }
 
@@ -255,6 +259,19 @@ function membershipTargets(outcomes: readonly TaskOutcome[]): TargetRow[] {
     const max = Math.max(...ms)
     rows.push({ target: joinTarget, measured: `${secs(med)} median, ${secs(max)} max (${ms.length} seeds)`, verdict: med <= 3000 && max <= 10_000 ? 'PASS' : 'FAIL' })
   }
+  const real = resultsOf(outcomes, 'real-cluster').find((r) => r.n === 100)
+  const realTarget = 'Real sockets (100 nodes in one process, loopback): crash detection median ≤ 5 s; join median ≤ 3 s, none over 10 s'
+  if (real === undefined) rows.push({ target: realTarget, measured: '–', verdict: 'not measured' })
+  else {
+    const det = real.runs.map((r) => r.allDeadMs ?? Infinity)
+    const join = real.runs.map((r) => r.joinMs ?? Infinity)
+    const ok = percentile(det, 50) <= 5000 && percentile(join, 50) <= 3000 && Math.max(...join) <= 10_000
+    rows.push({
+      target: realTarget,
+      measured: `detection ${secs(percentile(det, 50))} median; join ${secs(percentile(join, 50))} median, ${secs(Math.max(...join))} max (${real.runs.length} runs)`,
+      verdict: ok ? 'PASS' : 'FAIL',
+    })
+  }
   const fp = resultsOf(outcomes, 'false-positives').find((f) => f.loss === 0.1)
   const fpTarget = 'False positives: no live member marked dead, 100 nodes, 10% loss, 1 simulated hour'
   if (fp === undefined) rows.push({ target: fpTarget, measured: '–', verdict: 'not measured' })
@@ -312,6 +329,7 @@ function membershipSection(input: ReportInput): string {
   const fps = resultsOf(outcomes, 'false-positives').sort((a, b) => a.loss - b.loss) as FalsePositiveResult[]
   const joins = resultsOf(outcomes, 'member-join').sort((a, b) => a.n - b.n) as MemberJoinResult[]
   const fr = resultsOf(outcomes, 'freeze')[0] as FreezeResult | undefined
+  const real = resultsOf(outcomes, 'real-cluster').sort((a, b) => a.n - b.n) as RealClusterResult[]
   return [
     '## 7. Membership and failure detection',
     '',
@@ -363,7 +381,68 @@ function membershipSection(input: ReportInput): string {
         return [int(j.n), secs(percentile(ms, 50)), secs(Math.max(...ms))]
       }),
     ),
+    '',
+    '### On real sockets',
+    '',
+    'n nodes in this process on loopback UDP/TCP, `lan` preset, started at once through one seed; after 15 s the last',
+    'one stops without leaving (its sockets close). Membership bytes as above, over 10 s of idle time.',
+    '',
+    table(
+      ['nodes', 'runs', 'join p50', 'join max', 'idle membership B/node/s', 'idle, all B/node/s', 'first suspicion p50', 'all mark it dead p50', 'max', 'live marked dead'],
+      real.map((r) => {
+        const join = r.runs.map((x) => x.joinMs ?? Infinity)
+        const det = r.runs.map((x) => x.allDeadMs ?? Infinity)
+        const first = r.runs.map((x) => x.firstSuspectMs ?? Infinity)
+        return [
+          int(r.n),
+          String(r.runs.length),
+          secs(percentile(join, 50)),
+          secs(Math.max(...join)),
+          fix(mean(r.runs.map((x) => x.idleBytesPerNodePerSec)), 1),
+          fix(mean(r.runs.map((x) => x.idleTotalBytesPerNodePerSec)), 1),
+          secs(percentile(first, 50)),
+          secs(percentile(det, 50)),
+          secs(Math.max(...det)),
+          String(r.runs.reduce((a, x) => a + x.falseDead, 0)),
+        ]
+      }),
+    ),
+    '',
+    anchorComparison(real, resultsOf(outcomes, 'anchor') as AnchorResult[]),
   ].join('\n')
+}
+
+/** grapevine on real sockets beside memberlist's anchor harness, both measured by this run. */
+function anchorComparison(real: readonly RealClusterResult[], anchors: readonly AnchorResult[]): string {
+  if (anchors.length === 0) return ''
+  const lines = [
+    '### Against memberlist (same machine, same run)',
+    '',
+    'HashiCorp memberlist 0.2.2, LAN preset, N nodes in one Go process on loopback, through the anchor harness',
+    '(`../shared/anchors/memberlist/run.sh -n N -config lan`), run by this bench right after grapevine\'s real-socket',
+    'runs above. memberlist\'s idle bytes include its 10 keys\' push/pull (TCP); grapevine\'s "all" column includes its state',
+    'gossip of 10 keys likewise. Ratios are memberlist / grapevine (above 1: grapevine faster or smaller).',
+    '',
+  ]
+  const rows: string[][] = []
+  for (const a of anchors) {
+    if (a.skipped !== undefined) {
+      lines.push(`- ${int(a.n)} nodes: memberlist not run (${a.skipped}).`)
+      continue
+    }
+    const g = real.find((r) => r.n === a.n)
+    const ml = (f: (x: AnchorResult['runs'][number]) => number): number => percentile(a.runs.map(f), 50)
+    const gv = (f: (x: RealClusterResult['runs'][number]) => number | null): number => (g === undefined ? NaN : percentile(g.runs.map((x) => f(x) ?? Infinity), 50))
+    const row = (what: string, m: number, v: number, unit: (x: number) => string): string[] => [what, unit(v), unit(m), fix(m / v)]
+    rows.push(
+      row(`${int(a.n)} nodes: crash detection, all nodes (median)`, ml((x) => x.allDeadMs), gv((x) => x.allDeadMs), secs),
+      row(`${int(a.n)} nodes: first suspicion (median)`, ml((x) => x.firstSuspectMs), gv((x) => x.firstSuspectMs), secs),
+      row(`${int(a.n)} nodes: join, all see N alive (median)`, ml((x) => x.joinMs), gv((x) => x.joinMs), secs),
+      row(`${int(a.n)} nodes: idle bytes per node per second`, ml((x) => x.idleBytesPerNodePerSec), gv((x) => x.idleTotalBytesPerNodePerSec), (x) => fix(x, 1)),
+    )
+  }
+  if (rows.length > 0) lines.push(table(['', 'grapevine', 'memberlist', 'ratio'], rows))
+  return lines.join('\n')
 }
 
 function targetSection(input: ReportInput): string {

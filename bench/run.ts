@@ -91,6 +91,8 @@ function membershipPlan(sizes: number[], seeds: number, seedsAt10k: number, loss
     joinSizes: [5, 50, 100],
     joinSeeds: seedList(seeds),
     freezeSeeds: seedList(seeds),
+    realSizes: [10, 100],
+    realRuns: Math.max(1, Math.round(seeds / 4)),
   }
 }
 
@@ -138,6 +140,10 @@ function tasksOf(plan: Plan): Scheduled[] {
   }
   for (const n of m.joinSizes) out.push({ task: { kind: 'member-join', n, seeds: m.joinSeeds }, exclusive: false, cost: n * m.joinSeeds.length })
   out.push({ task: { kind: 'freeze', n: 100, freezeMs: 3000, seeds: m.freezeSeeds }, exclusive: false, cost: 100 * m.freezeSeeds.length })
+  for (const n of m.realSizes) {
+    out.push({ task: { kind: 'real-cluster', n, runs: m.realRuns, basePort: 30_000 + n * 50 }, exclusive: true, cost: 0 })
+    if (!plan.quick && n >= 100) out.push({ task: { kind: 'anchor', n, runs: 3, basePort: 40_000 + n * 50 }, exclusive: true, cost: 0 })
+  }
   out.push({ task: { kind: 'memory', keys: plan.keys }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'merge', ...plan.merge }, exclusive: true, cost: 0 })

@@ -3,16 +3,18 @@
  * Progress goes to stderr; the result is the last stdout line, prefixed `RESULT `.
  */
 import { readFileSync } from 'node:fs'
+import { runAnchor } from './anchor.js'
 import { runJoin, runMemory } from './bulk.js'
 import { RESULT_PREFIX, type Result, type Task, type WorkerOutput } from './common.js'
 import { runSpread } from './dissemination.js'
 import { runDetect, runFalsePositives, runFreeze, runMemberJoin, runMemberTraffic } from './membership.js'
 import { runMerge } from './merge-throughput.js'
+import { runRealCluster } from './real-cluster.js'
 import { runScale } from './scale.js'
 import { runTheory } from './theory.js'
 import { runTraffic } from './traffic.js'
 
-export function runTask(task: Task): Result {
+export function runTask(task: Task): Result | Promise<Result> {
   switch (task.kind) {
     case 'spread':
       return runSpread(task)
@@ -38,6 +40,10 @@ export function runTask(task: Task): Result {
       return runMemberJoin(task)
     case 'freeze':
       return runFreeze(task)
+    case 'real-cluster':
+      return runRealCluster(task)
+    case 'anchor':
+      return runAnchor(task)
   }
 }
 
@@ -65,7 +71,7 @@ if (arg !== undefined) {
   const wall0 = performance.now()
   const busy0 = machineBusyMs()
   const own0 = ownCpuMs()
-  const result = runTask(task)
+  const result = await runTask(task)
   const busy1 = machineBusyMs()
   const wallMs = performance.now() - wall0
   // CPU the rest of the machine used meanwhile, in cores on average.

@@ -24,7 +24,7 @@ import {
 import { DecodeError, type DropReason } from '../src/errors.js'
 import type { Entry } from '../src/state/entry.js'
 import { type MemberUpdate, MemberStatus, NO_TAGS, type Tags, aliveUpdate, claimUpdate } from '../src/membership/member.js'
-import { tagsEncodedSize } from '../src/codec/member-codec.js'
+import { MAX_INCARNATION, tagsEncodedSize } from '../src/codec/member-codec.js'
 
 /** One tag whose encoding takes exactly `bytes` bytes. */
 function tagsOfSize(bytes: number): Tags {
@@ -97,6 +97,7 @@ const ts = fc.oneof(
   fc.nat({ max: 300 }),
   fc.constantFrom(0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 49, Number.MAX_SAFE_INTEGER),
 )
+const incarnation = fc.oneof(fc.integer({ min: 0, max: MAX_INCARNATION }), fc.constantFrom(0, 1, MAX_INCARNATION))
 const u32 = fc.oneof(fc.nat({ max: 0xffffffff }), fc.constantFrom(0, 0xffffffff))
 
 const value: fc.Arbitrary<Entry['value']> = fc.oneof(
@@ -137,11 +138,11 @@ const tags: fc.Arbitrary<Tags> = fc
   .dictionary(text(20, 1, 4), text(20, 0, 6), { maxKeys: 4 })
   .map((t) => (Object.keys(t).length === 0 ? NO_TAGS : Object.freeze({ ...t })))
 const update: fc.Arbitrary<MemberUpdate> = fc.oneof(
-  rec({ status: fc.constant(MemberStatus.Alive), name, incarnation: ts, address: text(L.maxNameBytes, 0, 21), generation: ts, tags, by: fc.constant('') }),
+  rec({ status: fc.constant(MemberStatus.Alive), name, incarnation, address: text(L.maxNameBytes, 0, 21), generation: ts, tags, by: fc.constant('') }),
   rec({
     status: fc.constantFrom(MemberStatus.Suspect, MemberStatus.Dead, MemberStatus.Left),
     name,
-    incarnation: ts,
+    incarnation,
     address: fc.constant(''),
     generation: fc.constant(0),
     tags: fc.constant(NO_TAGS),

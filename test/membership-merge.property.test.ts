@@ -24,7 +24,7 @@ function known(name: string): Member {
 function node(): Membership {
   const base = new SharedMembers([known('me'), known('a'), known('b')])
   return new Membership(
-    { name: 'me', address: 'sim:me', generation: 1, seeds: [], tags: NO_TAGS, timing: PRESETS.lan, bodyBudget: 1300 },
+    { name: 'me', address: 'sim:me', generation: 1, seeds: [], tags: NO_TAGS, timing: PRESETS.lan, bodyBudget: 1300, maxMembers: 1000 },
     new SeededRandom(1),
     NOW,
     () => {},
@@ -39,7 +39,7 @@ const update: fc.Arbitrary<MemberUpdate> = fc.record({
   address: fc.constantFrom('sim:a', 'sim:b', 'sim:x'),
   generation: fc.constant(1),
   tags: fc.constant(NO_TAGS),
-  by: fc.constantFrom('a', 'b', 'c'),
+  by: fc.constantFrom('a', 'b', 'c', 'me'),
 })
 
 function recordsOf(m: Membership): string[] {
@@ -66,6 +66,8 @@ describe('membership records', () => {
           for (const n of ['a', 'b']) {
             let best: [number, MemberStatus] = [0, MemberStatus.Alive]
             for (const u of inOrder) {
+              // A leave is only taken from the member itself.
+              if (u.status === MemberStatus.Left && u.by !== u.name) continue
               if (u.name === n && (u.incarnation > best[0] || (u.incarnation === best[0] && u.status > best[1]))) best = [u.incarnation, u.status]
             }
             const r = x.get(n)!
@@ -126,5 +128,33 @@ describe('member table', () => {
       }),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('membership against forged claims', () => {
+  test('a running member that hears its name claimed at another address stays a member and refutes', () => {
+    const x = node()
+    const before = x.currentIncarnation
+    x.apply(NOW, { status: MemberStatus.Alive, name: 'me', incarnation: before + 5, address: 'sim:evil', generation: 0, tags: NO_TAGS, by: '' })
+    assert.equal(x.phase, 'member')
+    assert.ok(x.currentIncarnation > before + 5)
+    assert.equal(x.get('me')!.address, 'sim:me')
+    assert.equal(x.takeConflicts().length, 1, 'the conflict is reported')
+  })
+
+  test('only a member itself can announce that it left', () => {
+    const x = node()
+    x.apply(NOW, { status: MemberStatus.Left, name: 'a', incarnation: 3, address: '', generation: 0, tags: NO_TAGS, by: 'b' })
+    assert.equal(x.get('a')!.status, MemberStatus.Alive)
+    x.apply(NOW, { status: MemberStatus.Left, name: 'a', incarnation: 3, address: '', generation: 0, tags: NO_TAGS, by: 'a' })
+    assert.equal(x.get('a')!.status, MemberStatus.Left)
+  })
+
+  test('made-up accusers do not count as confirmations', () => {
+    const x = node()
+    for (let i = 0; i < 50; i++) x.apply(NOW, { status: MemberStatus.Suspect, name: 'a', incarnation: 0, address: '', generation: 0, tags: NO_TAGS, by: `ghost${i}` })
+    assert.equal(x.get('a')!.status, MemberStatus.Suspect)
+    const s = (x as unknown as { suspicions: Map<string, { accusers: Set<string> }> }).suspicions.get('a')!
+    assert.equal(s.accusers.size, 0)
   })
 })

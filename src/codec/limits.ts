@@ -16,6 +16,8 @@ export interface Limits {
   readonly maxItemsPerMessage: number
   /** A member's tags, encoded (count, keys and values with their length prefixes). */
   readonly maxTagsBytes: number
+  /** Members one node keeps track of; alive records of further names are refused. */
+  readonly maxMembers: number
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -27,4 +29,5 @@ export const DEFAULT_LIMITS: Limits = {
   maxLabelBytes: 128,
   maxItemsPerMessage: 1_000_000,
   maxTagsBytes: 512,
+  maxMembers: 200_000,
 }

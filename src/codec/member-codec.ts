@@ -13,6 +13,9 @@ import type { Limits } from './limits.js'
  * encoding is at most `limits.maxTagsBytes`.
  */
 
+/** Highest incarnation accepted: 2^52, so every refutation (one more) stays a safe integer. */
+export const MAX_INCARNATION = 2 ** 52
+
 export function tagsEncodedSize(tags: Tags): number {
   const entries = Object.entries(tags)
   let n = varintSize(entries.length)
@@ -56,10 +59,11 @@ function readTags(r: Reader, limits: Limits): Tags {
   if (n === 0) return NO_TAGS
   const tags: Record<string, string> = Object.create(null) as Record<string, string>
   for (let i = 0; i < n; i++) {
-    const k = r.string(limits.maxTagsBytes)
-    tags[k] = r.string(limits.maxTagsBytes)
+    const left = limits.maxTagsBytes - (r.offset - start)
+    const k = r.string(left)
+    tags[k] = r.string(limits.maxTagsBytes - (r.offset - start))
+    if (r.offset - start > limits.maxTagsBytes) throw new DecodeError('limit-exceeded', `tags exceed ${limits.maxTagsBytes} bytes`)
   }
-  if (r.offset - start > limits.maxTagsBytes) throw new DecodeError('limit-exceeded', `tags exceed ${limits.maxTagsBytes} bytes`)
   return Object.freeze({ ...tags })
 }
 
@@ -69,6 +73,8 @@ export function readUpdate(r: Reader, limits: Limits): MemberUpdate {
   const name = r.string(limits.maxNameBytes)
   if (name.length === 0) throw new DecodeError('malformed', 'empty member name')
   const incarnation = r.varint()
+  // Refuting a claim takes its incarnation plus one, which must still encode.
+  if (incarnation > MAX_INCARNATION) throw new DecodeError('malformed', 'incarnation out of range')
   if (status === MemberStatus.Alive) {
     const address = r.string(limits.maxNameBytes)
     const generation = r.varint()

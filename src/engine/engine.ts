@@ -96,6 +96,7 @@ export class GossipEngine {
         tags: config.tags,
         timing: config.timing,
         bodyBudget: config.limits.maxPacketBytes - this.headerBytes,
+        maxMembers: config.limits.maxMembers,
       },
       random,
       nowMs,

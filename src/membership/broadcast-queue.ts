@@ -2,6 +2,11 @@ import { type MemberUpdate, MemberStatus } from './member.js'
 import { updateSize } from '../codec/member-codec.js'
 import { MAX_PIGGYBACK_UPDATES } from '../codec/messages.js'
 
+/** Queue key of a member's own claims; a suspicion's key appends the accuser (the length prefix keeps them apart). */
+function memberKey(name: string): string {
+  return `${name.length}:${name}`
+}
+
 interface Queued {
   readonly update: MemberUpdate
   /** Times it has been sent; it is dropped at the limit. */
@@ -30,18 +35,19 @@ export class BroadcastQueue {
   }
 
   enqueue(u: MemberUpdate): void {
+    const own = memberKey(u.name)
     if (u.status === MemberStatus.Suspect) {
-      // Stale if a non-suspect claim at the same or a higher incarnation is queued.
-      const other = this.items.get(u.name)
-      if (other !== undefined && other.update.incarnation >= u.incarnation) return
-      if (other !== undefined) this.items.delete(u.name)
-      this.items.set(`${u.name}\u0000${u.by}`, { update: u, transmits: 0, seq: this.seq++ })
+      // Stale if a higher claim (record order: incarnation, then status) is queued; an alive claim at the same incarnation is not.
+      const other = this.items.get(own)
+      if (other !== undefined && (other.update.incarnation > u.incarnation || (other.update.incarnation === u.incarnation && other.update.status > u.status))) return
+      if (other !== undefined) this.items.delete(own)
+      this.items.set(`${own}${u.by}`, { update: u, transmits: 0, seq: this.seq++ })
       return
     }
     for (const [k, q] of this.items) {
-      if (q.update.name === u.name && k !== u.name && q.update.incarnation <= u.incarnation) this.items.delete(k)
+      if (q.update.name === u.name && k !== own && q.update.incarnation <= u.incarnation) this.items.delete(k)
     }
-    this.items.set(u.name, { update: u, transmits: 0, seq: this.seq++ })
+    this.items.set(own, { update: u, transmits: 0, seq: this.seq++ })
   }
 
   /**

@@ -1,4 +1,4 @@
-import { type MessageBody, MessageType } from '../codec/messages.js'
+import { type Message, type MessageBody, MessageType } from '../codec/messages.js'
 import { stringSize } from '../codec/bytes.js'
 import { MinHeap } from '../util/heap.js'
 import { type Random, randomInt } from '../util/random.js'
@@ -26,6 +26,8 @@ export interface MembershipConfig {
   readonly timing: MembershipTiming
   /** Bytes a datagram body may take (the packet limit minus our header). */
   readonly bodyBudget: number
+  /** Members kept at most (the table does not grow past it from what peers claim). */
+  readonly maxMembers: number
 }
 
 export type MemberEventType = 'join' | 'update' | 'suspect' | 'alive' | 'dead' | 'left' | 'reaped'
@@ -67,6 +69,8 @@ export class MembershipStats {
   memberSyncsSent = 0
   stalls = 0
   misrouted = 0
+  /** Alive records of new names refused because the table was full. */
+  membersRefused = 0
 }
 
 interface Probe {
@@ -81,6 +85,7 @@ interface Probe {
    */
   readonly kind: ProbeKind
   helpers: number
+  helperNames: string[]
   nacks: number
   indirectSent: boolean
 }
@@ -109,6 +114,8 @@ interface Suspicion {
 
 interface ConflictCheck {
   readonly their: MemberUpdate
+  /** Every ping this check sent: an answer to an earlier try counts too. */
+  readonly seqs: Set<number>
   seq: number
   tries: number
   deadline: number
@@ -116,6 +123,14 @@ interface ConflictCheck {
 
 /** Pings sent to a name listed alive elsewhere before concluding it is our own dead past. */
 const CONFLICT_CHECK_TRIES = 3
+/** Bytes of member-list answers (joins, syncs) per probe interval in all: each may be a large stream. */
+const SYNC_ANSWER_BYTES_PER_INTERVAL = 2 * 1024 * 1024
+/** A generous estimate of one member's bytes in a member list. */
+const SYNC_BYTES_PER_MEMBER = 64
+/** Indirect probes we run for others at once. */
+const MAX_RELAYS = 64
+/** Distinct name conflicts reported (each one is logged). */
+const MAX_CONFLICTS_NOTED = 16
 /** Probe intervals without a membership change of our own before a fingerprint mismatch brings a full sync. */
 const SYNC_SETTLE_INTERVALS = 2
 /** Earlier accusers an accuser sends its confirmation to directly. */
@@ -158,6 +173,10 @@ export class Membership {
   private readonly broadcasts = new BroadcastQueue()
   private readonly lastHeard = new Map<string, number>()
   private readonly deadNotified = new Map<string, number>()
+  private readonly syncAnswered = new Map<string, number>()
+  private syncWindowStart = -Infinity
+  /** Estimated bytes of member-list answers sent in the current window. */
+  private syncsInWindow = 0
   private events: MemberEvent[] = []
   private conflicts: NameConflict[] = []
   private readonly knownConflicts = new Set<string>()
@@ -166,6 +185,8 @@ export class Membership {
   private tags: Tags
   private seq = 0
   private readonly probes = new Map<number, Probe>()
+  /** Seq of the probe in flight per target (at most one each). */
+  private readonly probeByTarget = new Map<string, number>()
   private readonly relays = new Map<number, Relay>()
   private readonly suspicions = new Map<string, Suspicion>()
   private readonly reapQueue = new MinHeap<{ name: string; since: number }>()
@@ -293,7 +314,7 @@ export class Membership {
     this.table.set(m)
     this.lastChangeMs = nowMs
     if (m.status === MemberStatus.Dead || m.status === MemberStatus.Left) {
-      if (previous === undefined || previous.status !== m.status) this.reapQueue.push(m.since + this.timing.reapTimeoutMs, { name: m.name, since: m.since })
+      if (previous === undefined || previous.since !== m.since) this.reapQueue.push(m.since + this.timing.reapTimeoutMs, { name: m.name, since: m.since })
     }
     if (type !== undefined) this.events.push({ type, member: m, previous })
   }
@@ -310,6 +331,7 @@ export class Membership {
 
   /** Publishes new tags: a higher incarnation carries them to every node. */
   setTags(nowMs: number, tags: Tags): void {
+    if (this.phase === 'left' || this.phase === 'conflict') return
     this.tags = Object.freeze({ ...tags })
     this.incarnation++
     if (this.phase === 'member') this.announce(nowMs)
@@ -332,6 +354,9 @@ export class Membership {
       this.send(to.address, { type: MessageType.MemberGossip, updates: [u] })
     }
     this.probes.clear()
+    this.probeByTarget.clear()
+    this.suspicions.clear()
+    this.conflictCheck = undefined
   }
 
   /** Whether our leave announcement is still queued for dissemination. */
@@ -358,6 +383,10 @@ export class Membership {
     switch (u.status) {
       case MemberStatus.Alive: {
         if (cur !== undefined && u.incarnation <= cur.incarnation) return
+        if (cur === undefined && this.table.size >= this.config.maxMembers) {
+          this.stats.membersRefused++
+          return
+        }
         const keepSince = cur !== undefined && cur.status === MemberStatus.Alive
         const m: Member = {
           name: u.name,
@@ -379,10 +408,13 @@ export class Membership {
       }
       case MemberStatus.Suspect: {
         if (cur === undefined || u.incarnation < cur.incarnation) return
+        // The record follows the claim whoever made it (the order stays a join); only a member we
+        // know as live counts as a confirmation, since a made-up accuser would shorten the timer.
+        const counts = u.by !== u.name && u.by !== this.self && this.isLiveMember(u.by)
         if (u.incarnation === cur.incarnation && cur.status > MemberStatus.Suspect) return
         if (cur.status !== MemberStatus.Suspect || u.incarnation > cur.incarnation) {
           const m: Member = { ...cur, incarnation: u.incarnation, status: MemberStatus.Suspect, since: nowMs }
-          const s: Suspicion = { incarnation: u.incarnation, accusers: new Set([u.by]), accuser: false, startedAt: nowMs, deadline: 0, verifyAt: 0 }
+          const s: Suspicion = { incarnation: u.incarnation, accusers: new Set(counts ? [u.by] : []), accuser: false, startedAt: nowMs, deadline: 0, verifyAt: 0 }
           this.setDeadline(s)
           this.suspicions.set(u.name, s)
           this.record(nowMs, m, 'suspect', cur)
@@ -398,7 +430,8 @@ export class Membership {
           s = { incarnation: u.incarnation, accusers: new Set(), accuser: false, startedAt: nowMs, deadline: Infinity, verifyAt: Infinity }
           this.suspicions.set(u.name, s)
         }
-        if (s.accusers.has(u.by)) return
+        // Confirmations beyond k no longer shorten the timer: neither kept nor passed on.
+        if (!counts || s.accusers.has(u.by) || s.accusers.size > this.timing.indirectChecks) return
         s.accusers.add(u.by)
         this.setDeadline(s)
         if (rebroadcast) this.enqueue(u)
@@ -407,6 +440,8 @@ export class Membership {
       case MemberStatus.Dead:
       case MemberStatus.Left: {
         if (cur === undefined || u.incarnation < cur.incarnation) return
+        // Only a member itself announces that it leaves.
+        if (u.status === MemberStatus.Left && u.by !== u.name) return
         if (u.incarnation === cur.incarnation && cur.status >= u.status) return
         const m: Member = { ...cur, incarnation: u.incarnation, status: u.status, since: nowMs }
         this.suspicions.delete(u.name)
@@ -418,18 +453,18 @@ export class Membership {
   }
 
   private applyAboutSelf(nowMs: number, u: MemberUpdate): void {
-    if (this.phase === 'conflict') return
+    if (this.phase === 'conflict' || this.phase === 'left') return
     if (u.status === MemberStatus.Alive) {
       const mine = u.generation === this.config.generation && u.address === this.config.address
       if (mine) {
         // Our own claim echoed back; one above ours can only follow a restart within one generation.
-        if (u.incarnation > this.incarnation && this.phase !== 'left') this.refute(nowMs, u.incarnation, undefined)
+        if (u.incarnation > this.incarnation) this.refute(nowMs, u.incarnation, undefined)
         return
       }
       if (u.generation > this.config.generation) {
         // A later process claims our name while we live: it must give way (it checks before it joins).
         this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: u.address, weAreNewcomer: false })
-        if (u.incarnation >= this.incarnation && this.phase !== 'left') this.refute(nowMs, u.incarnation, undefined)
+        if (u.incarnation >= this.incarnation) this.refute(nowMs, u.incarnation, undefined)
         return
       }
       // An earlier run of our name: our own past (crashed), or another live process.
@@ -439,11 +474,17 @@ export class Membership {
         this.supersede(nowMs, u.incarnation)
         return
       }
+      if (this.phase === 'member') {
+        // We are the member already: another process claiming our name must give way; we refute.
+        this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: u.address, weAreNewcomer: false })
+        this.supersede(nowMs, u.incarnation)
+        return
+      }
       if (this.conflictCheck === undefined) this.startConflictCheck(nowMs, u)
       return
     }
     // Suspect, dead or left about us.
-    if (u.incarnation < this.incarnation || this.phase === 'left') return
+    if (u.incarnation < this.incarnation) return
     const accuser = u.status === MemberStatus.Suspect || u.status === MemberStatus.Dead ? u.by : undefined
     this.refute(nowMs, u.incarnation, accuser)
   }
@@ -472,13 +513,14 @@ export class Membership {
 
   private noteConflict(c: NameConflict): void {
     const key = `${c.theirAddress}|${c.weAreNewcomer}`
-    if (this.knownConflicts.has(key)) return
+    if (this.knownConflicts.has(key) || this.knownConflicts.size >= MAX_CONFLICTS_NOTED) return
     this.knownConflicts.add(key)
     this.conflicts.push(c)
   }
 
   private startConflictCheck(nowMs: number, their: MemberUpdate): void {
-    this.conflictCheck = { their, seq: ++this.seq, tries: 1, deadline: nowMs + 2 * this.scaled(this.timing.probeTimeoutMs) }
+    const seq = ++this.seq
+    this.conflictCheck = { their, seqs: new Set([seq]), seq, tries: 1, deadline: nowMs + 2 * this.scaled(this.timing.probeTimeoutMs) }
     if (this.phase === 'joining') this.phase = 'checking'
     this.send(their.address, { type: MessageType.Ping, seq: this.conflictCheck.seq, target: this.self, updates: [] })
   }
@@ -490,7 +532,7 @@ export class Membership {
       this.phase = 'conflict'
       this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: check.their.address, weAreNewcomer: true })
       this.broadcasts.clear()
-      this.probes.clear()
+      this.clearProbes()
       return
     }
     if (this.phase === 'checking') this.becomeMember(nowMs, check.their.incarnation)
@@ -511,15 +553,16 @@ export class Membership {
 
   /** Every message from a peer: when we last heard from it; a member we hold dead is told so, so it can refute. */
   heardFrom(nowMs: number, name: string, address: string): void {
-    if (name === this.self) return
-    this.lastHeard.set(name, nowMs)
+    if (name === this.self || this.phase === 'conflict') return
     const m = this.table.get(name)
-    if (m === undefined || m.status !== MemberStatus.Dead) return
+    if (m === undefined) return
+    this.lastHeard.set(name, nowMs)
+    if (m.status !== MemberStatus.Dead && m.status !== MemberStatus.Left) return
     const last = this.deadNotified.get(name)
     if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
     this.deadNotified.set(name, nowMs)
     if (this.deadNotified.size > 4096) this.deadNotified.clear()
-    this.send(address, { type: MessageType.MemberGossip, updates: [claimUpdate(MemberStatus.Dead, name, m.incarnation, this.self)] })
+    this.send(address, { type: MessageType.MemberGossip, updates: [claimUpdate(m.status, name, m.incarnation, m.status === MemberStatus.Left ? name : this.self)] })
   }
 
   /** A message from another process using our name (the engine drops our own loopback before this). */
@@ -527,7 +570,7 @@ export class Membership {
     if (msg.type === MessageType.Ack) {
       const check = this.conflictCheck
       // Any answer to our name from another address is another live process: a conflict.
-      if (check !== undefined && msg.seq === check.seq) this.finishConflictCheck(nowMs, true)
+      if (check !== undefined && check.seqs.has(msg.seq) && fromAddress === check.their.address) this.finishConflictCheck(nowMs, true)
       return
     }
     if (msg.type === MessageType.Ping && msg.target === this.self && this.phase !== 'conflict') {
@@ -538,7 +581,7 @@ export class Membership {
   }
 
   /** Membership messages (and their piggybacked updates). */
-  handle(nowMs: number, msg: MessageBody, replyTo: string): void {
+  handle(nowMs: number, msg: Message, replyTo: string): void {
     if (this.phase === 'conflict') return
     switch (msg.type) {
       case MessageType.Ping:
@@ -558,8 +601,9 @@ export class Membership {
           return
         }
         const probe = this.probes.get(msg.seq)
-        if (probe !== undefined) {
-          this.probes.delete(msg.seq)
+        // From the target itself, or relayed by a helper we asked.
+        if (probe !== undefined && (msg.from === probe.target || probe.helperNames.includes(msg.from))) {
+          this.deleteProbe(msg.seq, probe)
           if (probe.kind === 'round') this.adjustAwareness(-1)
           // It answered: whatever others say, we will not declare it dead.
           // It stays suspect here until its refutation (or a sync) arrives.
@@ -570,7 +614,7 @@ export class Membership {
       }
       case MessageType.PingReq: {
         for (const u of msg.updates) this.apply(nowMs, u)
-        if (msg.target === this.self) return
+        if (msg.target === this.self || this.relays.size >= MAX_RELAYS) return
         const seq = ++this.seq
         // The Nack must reach the requester before its probe ends (the rest of its interval, a probe timeout in the lan preset).
         this.relays.set(seq, { requester: replyTo, seq: msg.seq, deadline: nowMs + NACK_TIMEOUT_FRACTION * this.timing.probeTimeoutMs })
@@ -586,17 +630,34 @@ export class Membership {
         for (const u of msg.updates) this.apply(nowMs, u)
         return
       case MessageType.JoinRequest:
-        if (this.phase === 'member') this.sendSync(replyTo, false)
+        if (this.phase === 'member' && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, false)
         return
       case MessageType.MemberSync: {
         for (const u of msg.members) this.apply(nowMs, u, false)
         if (this.phase === 'joining') this.becomeMember(nowMs, 0)
-        if (msg.reply && this.phase === 'member') this.sendSync(replyTo, false)
+        if (msg.reply && this.phase === 'member' && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, false)
         return
       }
       default:
         return
     }
+  }
+
+  /** Each member-list answer may be a large stream: at most one per address per join retry period. */
+  private mayAnswerSync(nowMs: number, to: string): boolean {
+    const last = this.syncAnswered.get(to)
+    if (last !== undefined && nowMs - last < this.timing.joinRetryMs) return false
+    if (nowMs - this.syncWindowStart >= this.timing.probeIntervalMs) {
+      this.syncWindowStart = nowMs
+      this.syncsInWindow = 0
+    }
+    // Roughly the bytes of one answer; the budget bounds what requests (which may be forged) cost us.
+    const cost = this.table.size * SYNC_BYTES_PER_MEMBER
+    if (this.syncsInWindow > 0 && this.syncsInWindow + cost > SYNC_ANSWER_BYTES_PER_INTERVAL) return false
+    this.syncsInWindow += cost
+    if (this.syncAnswered.size >= 4096) this.syncAnswered.clear()
+    this.syncAnswered.set(to, nowMs)
+    return true
   }
 
   private sendSync(to: string, reply: boolean): void {
@@ -625,8 +686,9 @@ export class Membership {
   // ---- probing ---------------------------------------------------------------
 
   private startProbe(nowMs: number, m: Member, kind: ProbeKind): void {
-    for (const p of this.probes.values()) if (p.target === m.name) return
+    if (this.probeByTarget.has(m.name)) return
     const seq = ++this.seq
+    this.probeByTarget.set(m.name, seq)
     const t = this.timing
     this.probes.set(seq, {
       target: m.name,
@@ -636,6 +698,7 @@ export class Membership {
       endDeadline: nowMs + this.scaled(t.probeIntervalMs),
       kind,
       helpers: 0,
+      helperNames: [],
       nacks: 0,
       indirectSent: false,
     })
@@ -644,8 +707,23 @@ export class Membership {
   }
 
   private probeOf(name: string): Probe | undefined {
-    for (const p of this.probes.values()) if (p.target === name) return p
-    return undefined
+    const seq = this.probeByTarget.get(name)
+    return seq === undefined ? undefined : this.probes.get(seq)
+  }
+
+  private deleteProbe(seq: number, p: Probe): void {
+    this.probes.delete(seq)
+    if (this.probeByTarget.get(p.target) === seq) this.probeByTarget.delete(p.target)
+  }
+
+  private clearProbes(): void {
+    this.probes.clear()
+    this.probeByTarget.clear()
+  }
+
+  private isLiveMember(name: string): boolean {
+    const m = this.table.get(name)
+    return m !== undefined && (m.status === MemberStatus.Alive || m.status === MemberStatus.Suspect)
   }
 
   /** The next member in this cycle's random order that is worth probing. */
@@ -723,7 +801,7 @@ export class Membership {
    */
   private setDeadline(s: Suspicion): void {
     s.deadline = this.suspicionDeadline(s)
-    s.verifyAt = s.deadline - this.scaled(this.timing.probeIntervalMs)
+    s.verifyAt = Math.max(s.startedAt, s.deadline - this.scaled(this.timing.probeIntervalMs))
   }
 
   private suspicionDeadline(s: Suspicion): number {
@@ -756,7 +834,7 @@ export class Membership {
    */
   onStall(nowMs: number, stallMs: number): void {
     this.stats.stalls++
-    this.probes.clear()
+    this.clearProbes()
     for (const s of this.suspicions.values()) {
       s.deadline = Math.max(s.deadline + stallMs, nowMs + this.timing.probeIntervalMs)
       s.verifyAt = Math.max(s.verifyAt + stallMs, nowMs)
@@ -774,7 +852,9 @@ export class Membership {
       const seeds = this.seedAddresses()
       for (const s of seeds) this.send(s, { type: MessageType.JoinRequest })
       this.joinAttempts++
-      this.nextJoinMs = nowMs + Math.min(t.joinRetryMaxMs, t.joinRetryMs * 2 ** Math.min(20, this.joinAttempts - 1))
+      // Jittered, so joiners started together do not retry in waves.
+      const backoff = Math.min(t.joinRetryMaxMs, t.joinRetryMs * 2 ** Math.min(20, this.joinAttempts - 1))
+      this.nextJoinMs = nowMs + backoff * (0.5 + this.random.next())
     }
     const check = this.conflictCheck
     if (check !== undefined && nowMs >= check.deadline) {
@@ -783,6 +863,7 @@ export class Membership {
       } else {
         check.tries++
         check.seq = ++this.seq
+        check.seqs.add(check.seq)
         check.deadline = nowMs + 2 * this.scaled(t.probeTimeoutMs)
         this.send(check.their.address, { type: MessageType.Ping, seq: check.seq, target: this.self, updates: [] })
       }
@@ -792,6 +873,7 @@ export class Membership {
         p.indirectSent = true
         const helpers = this.pickLive(t.indirectChecks, p.target)
         p.helpers = helpers.length
+        p.helperNames = helpers.map((h) => h.name)
         for (const h of helpers) {
           this.stats.indirectPings++
           this.send(h.address, {
@@ -804,7 +886,7 @@ export class Membership {
         }
       }
       if (nowMs >= p.endDeadline) {
-        this.probes.delete(seq)
+        this.deleteProbe(seq, p)
         this.onProbeFailed(nowMs, p)
       }
     }
@@ -815,7 +897,7 @@ export class Membership {
       }
     }
     for (const [name, s] of this.suspicions) {
-      if (nowMs < s.verifyAt) continue
+      if (this.phase !== 'member' || nowMs < s.verifyAt) continue
       const pending = this.probeOf(name)
       if (!s.verified) {
         // The last look (or a probe already under way): a suspect that answers now is not declared dead.
@@ -876,6 +958,7 @@ export class Membership {
     for (const p of this.probes.values()) at = Math.min(at, p.indirectSent ? p.endDeadline : p.directDeadline)
     for (const r of this.relays.values()) at = Math.min(at, r.deadline)
     for (const [name, s] of this.suspicions) {
+      if (this.phase !== 'member') break
       if (!s.verified) at = Math.min(at, s.verifyAt)
       else if (this.probeOf(name) === undefined) at = Math.min(at, s.deadline)
       // else: the pending probe's own deadlines wake us.
