@@ -126,8 +126,6 @@ export interface RealClusterTask {
   readonly kind: 'real-cluster'
   readonly n: number
   readonly runs: number
-  /** First UDP/TCP port; each run takes n consecutive ports after the previous run's. */
-  readonly basePort: number
 }
 
 /** memberlist's anchor harness (Go), for comparison in the same run. */
@@ -135,6 +133,7 @@ export interface AnchorTask {
   readonly kind: 'anchor'
   readonly n: number
   readonly runs: number
+  /** First port (below Linux's ephemeral range); each run takes n + 10 after the previous run's. */
   readonly basePort: number
 }
 

@@ -35,15 +35,15 @@ function allBytes(nodes: readonly Grapevine[]): number {
 
 const aliveCount = (n: Grapevine): number => n.members().filter((m) => m.status === 'alive').length
 
-async function oneRun(task: RealClusterTask, run: number, basePort: number): Promise<RealClusterRun> {
+async function oneRun(task: RealClusterTask, run: number): Promise<RealClusterRun> {
   const nodes: Grapevine[] = []
   try {
-    const first = await Grapevine.start({ name: `r${run}-0`, bind: `127.0.0.1:${basePort}`, preset: 'lan' })
+    const first = await Grapevine.start({ name: `r${run}-0`, bind: '127.0.0.1:0', preset: 'lan' })
     nodes.push(first)
     const t0 = performance.now()
     const rest = await Promise.all(
       Array.from({ length: task.n - 1 }, (_, i) =>
-        Grapevine.start({ name: `r${run}-${i + 1}`, bind: `127.0.0.1:${basePort + i + 1}`, seeds: [first.address], preset: 'lan', joinTimeoutMs: 0 }),
+        Grapevine.start({ name: `r${run}-${i + 1}`, bind: '127.0.0.1:0', seeds: [first.address], preset: 'lan', joinTimeoutMs: 0 }),
       ),
     )
     nodes.push(...rest)
@@ -83,6 +83,6 @@ async function oneRun(task: RealClusterTask, run: number, basePort: number): Pro
 
 export async function runRealCluster(task: RealClusterTask): Promise<RealClusterResult> {
   const runs: RealClusterRun[] = []
-  for (let r = 0; r < task.runs; r++) runs.push(await oneRun(task, r, task.basePort + r * (task.n + 10)))
+  for (let r = 0; r < task.runs; r++) runs.push(await oneRun(task, r))
   return { kind: 'real-cluster', n: task.n, runs }
 }

@@ -141,8 +141,8 @@ function tasksOf(plan: Plan): Scheduled[] {
   for (const n of m.joinSizes) out.push({ task: { kind: 'member-join', n, seeds: m.joinSeeds }, exclusive: false, cost: n * m.joinSeeds.length })
   out.push({ task: { kind: 'freeze', n: 100, freezeMs: 3000, seeds: m.freezeSeeds }, exclusive: false, cost: 100 * m.freezeSeeds.length })
   for (const n of m.realSizes) {
-    out.push({ task: { kind: 'real-cluster', n, runs: m.realRuns, basePort: 30_000 + n * 50 }, exclusive: true, cost: 0 })
-    if (!plan.quick && n >= 100) out.push({ task: { kind: 'anchor', n, runs: 3, basePort: 40_000 + n * 50 }, exclusive: true, cost: 0 })
+    out.push({ task: { kind: 'real-cluster', n, runs: m.realRuns }, exclusive: true, cost: 0 })
+    if (!plan.quick && n >= 100) out.push({ task: { kind: 'anchor', n, runs: 3, basePort: 22_000 + n * 50 }, exclusive: true, cost: 0 })
   }
   out.push({ task: { kind: 'memory', keys: plan.keys }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })

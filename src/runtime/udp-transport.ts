@@ -25,6 +25,9 @@ const FRAME_HEADER = 4
  * (a 4-byte big-endian length, then the message) for transfers larger than a
  * datagram. Both listen on the same port number.
  */
+/** Tries at binding UDP and TCP to one OS-chosen port. */
+const PORT_ZERO_ATTEMPTS = 5
+
 export class UdpTransport {
   private readonly udp: dgram.Socket
   private readonly tcp: net.Server
@@ -50,7 +53,23 @@ export class UdpTransport {
     this.tcp.on('error', (err) => this.handlers.onError(err, 'tcp listener'))
   }
 
+  /**
+   * Binds UDP, then TCP on the same port. With port 0 the OS picks the UDP
+   * port, which TCP may find taken (an outgoing connection's local port):
+   * then it tries again with another, a few times.
+   */
   static async open(bind: HostPort, options: TransportOptions, handlers: TransportHandlers): Promise<UdpTransport> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await UdpTransport.openOnce(bind, options, handlers)
+      } catch (err) {
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        if (bind.port !== 0 || !inUse || attempt >= PORT_ZERO_ATTEMPTS) throw err
+      }
+    }
+  }
+
+  private static async openOnce(bind: HostPort, options: TransportOptions, handlers: TransportHandlers): Promise<UdpTransport> {
     const t = new UdpTransport(bind, options, handlers)
     await new Promise<void>((resolve, reject) => {
       t.udp.once('error', reject)
