@@ -30,6 +30,7 @@ describe('membership on loopback UDP', () => {
   }
 
   const statusIn = (viewer: Grapevine, name: string): string | undefined => viewer.members().find((m) => m.name === name)?.status
+  const aliveCount = (n: Grapevine): number => n.members().filter((m) => m.status === 'alive').length
 
   test('10 nodes: one in a child process killed with SIGKILL is declared dead by all the others', async () => {
     const nodes = await cluster(9, 'k')
@@ -60,6 +61,14 @@ describe('membership on loopback UDP', () => {
     await leaver.leave()
     await leaver.stop()
     assert.ok(await waitFor(() => nodes.slice(0, 3).every((n) => statusIn(n, leaver.name) === 'left'), 3_000), 'left everywhere')
+  })
+
+  test('a seed given as a DNS name is looked up and joined', async () => {
+    const [first] = await cluster(1, 'd')
+    const port = first!.address.slice(first!.address.lastIndexOf(':') + 1)
+    const joiner = await Grapevine.start({ preset: 'local', name: 'd-joiner', bind: '127.0.0.1:0', seeds: [`localhost:${port}`] })
+    started.push(joiner)
+    assert.ok(await waitFor(() => aliveCount(joiner) === 2 && aliveCount(first!) === 2, 10_000), 'joined through localhost')
   })
 
   test('a second process with a live node name refuses to start with a clear error', async () => {
