@@ -37,3 +37,23 @@ describe('UDP transport', () => {
     }
   })
 })
+
+describe('UDP transport streams', () => {
+  test('outbound stream transfers are bounded: beyond the limit they are dropped and counted, the rest arrive', async () => {
+    const got: number[] = []
+    const rx = await UdpTransport.open({ host: '127.0.0.1', port: 0 }, options, { onMessage: (_f, b) => got.push(b.length), onError: () => {} })
+    const tx = await UdpTransport.open({ host: '127.0.0.1', port: 0 }, options, { onMessage: () => {}, onError: () => {} })
+    try {
+      const to = `127.0.0.1:${rx.bound.port}`
+      for (let i = 0; i < 10; i++) tx.sendStream(to, Buffer.alloc(10_000 + i))
+      assert.equal(tx.streamSendDrops, 10 - options.maxConcurrentStreams)
+      assert.ok(await waitFor(() => got.length === options.maxConcurrentStreams, 5000), `received ${got.length}`)
+      // Once they completed, new transfers go again.
+      assert.ok(await waitFor(() => (tx as unknown as { outboundStreams: number }).outboundStreams === 0, 5000))
+      tx.sendStream(to, Buffer.alloc(123))
+      assert.ok(await waitFor(() => got.includes(123), 5000))
+    } finally {
+      await Promise.all([rx.close(), tx.close()])
+    }
+  })
+})

@@ -14,7 +14,7 @@ export interface TransportOptions {
   readonly maxStreamBytes: number
   /** Abort a stream transfer that makes no progress for this long. */
   readonly streamTimeoutMs: number
-  /** At most this many inbound streams at once; more are refused. */
+  /** At most this many inbound streams at once (more are refused), and as many outbound (more are dropped, counted). */
   readonly maxConcurrentStreams: number
 }
 
@@ -45,6 +45,9 @@ export class UdpTransport {
   private draining = false
   /** Datagrams dropped because the send queue was full. */
   sendQueueDrops = 0
+  private outboundStreams = 0
+  /** Stream transfers not started because `maxConcurrentStreams` were already under way. */
+  streamSendDrops = 0
   /** Receive and send buffer sizes the kernel granted. */
   recvBufferBytes = 0
   sendBufferBytes = 0
@@ -177,7 +180,14 @@ export class UdpTransport {
   sendStream(to: string, bytes: Buffer): void {
     const target = this.target(to)
     if (target === undefined) return
+    if (this.outboundStreams >= this.options.maxConcurrentStreams) {
+      // The engine retries what matters (anti-entropy comes round again); a flood of transfers must not exhaust sockets.
+      this.streamSendDrops++
+      return
+    }
+    this.outboundStreams++
     const socket = net.connect({ host: target.host, port: target.port })
+    socket.once('close', () => this.outboundStreams--)
     this.sockets.add(socket)
     socket.setTimeout(this.options.streamTimeoutMs, () => socket.destroy(new Error('stream send timed out')))
     socket.on('error', (err) => this.handlers.onError(err, `stream to ${to}`))
