@@ -98,6 +98,8 @@ interface GrapevineEvents {
   member: [MemberEvent]
   /** Another live process uses our name (logged with both addresses). */
   conflict: [NameConflict]
+  /** Something for the log, said once: e.g. a peer of another protocol version or cluster label. */
+  warning: [string]
   error: [Error]
   stopped: []
 }
@@ -339,6 +341,10 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     }
     for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
     for (const e of this.engine.takeMemberEvents()) this.emitMember(e)
+    for (const w of this.engine.takeWarnings()) {
+      if (this.listenerCount('warning') > 0) this.emit('warning', w)
+      else process.emitWarning(w, 'GrapevineIncompatiblePeer')
+    }
     for (const c of this.engine.takeConflicts()) {
       this.lastConflict = c
       if (this.listenerCount('conflict') > 0) this.emit('conflict', c)

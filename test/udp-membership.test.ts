@@ -71,6 +71,19 @@ describe('membership on loopback UDP', () => {
     assert.ok(await waitFor(() => aliveCount(joiner) === 2 && aliveCount(first!) === 2, 10_000), 'joined through localhost')
   })
 
+  test('a node of another cluster label is refused and said so once, not per packet', async () => {
+    const b = await Grapevine.start({ preset: 'local', name: 'lab-b', bind: '127.0.0.1:0', label: 'blue' })
+    started.push(b)
+    const warnings: string[] = []
+    b.on('warning', (w) => warnings.push(w))
+    const a = await Grapevine.start({ preset: 'local', name: 'lab-a', bind: '127.0.0.1:0', label: 'green', seeds: [b.address], joinTimeoutMs: 0 })
+    started.push(a)
+    assert.ok(await waitFor(() => (b.stats.drops.get('label-mismatch') ?? 0) >= 3, 10_000), 'several packets refused')
+    assert.equal(warnings.length, 1, warnings.join('\n'))
+    assert.match(warnings[0]!, /lab-a is in cluster 'green', we are in 'blue'/)
+    assert.equal(aliveCount(b), 1, 'nothing changed: b knows only itself')
+  })
+
   test('a second process with a live node name refuses to start with a clear error', async () => {
     const nodes = await cluster(3, 'c')
     assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 3), 10_000))

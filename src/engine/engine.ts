@@ -67,6 +67,9 @@ export class GossipEngine {
   private readonly header: Header
   private readonly headerBytes: number
   private nextRoundMs: number
+  /** Addresses already reported as incompatible. */
+  private readonly incompatible = new Set<string>()
+  private warnings: string[] = []
   /** When we asked the driver to call `tick` next; being called much later means our process stalled. */
   private plannedWakeMs = Infinity
   /**
@@ -182,6 +185,26 @@ export class GossipEngine {
   setTags(nowMs: number, tags: Tags): void {
     this.membership.setTags(nowMs, tags)
     this.afterActivity()
+  }
+
+  /**
+   * A peer we cannot talk to (another protocol version, another cluster
+   * label, not grapevine): said once per address, not per packet. The
+   * counters count every packet.
+   */
+  private noteIncompatible(address: string, why: string): void {
+    if (this.incompatible.has(address)) return
+    if (this.incompatible.size >= MAX_INCOMPATIBLE_NOTED) return
+    this.incompatible.add(address)
+    this.warnings.push(`cannot talk to ${address}: ${why}`)
+  }
+
+  /** Warnings for the log, each said once (see noteIncompatible). */
+  takeWarnings(): string[] {
+    if (this.warnings.length === 0) return []
+    const out = this.warnings
+    this.warnings = []
+    return out
   }
 
   takeMemberEvents(): MemberEvent[] {
@@ -352,12 +375,14 @@ export class GossipEngine {
     } catch (err) {
       if (err instanceof DecodeError) {
         this.stats.drop(err.reason)
+        if (err.reason === 'protocol-version' || err.reason === 'bad-magic') this.noteIncompatible(fromAddress, err.message)
         return
       }
       throw err
     }
     if (msg.label !== this.config.label) {
       this.stats.drop('label-mismatch')
+      this.noteIncompatible(fromAddress, `${msg.from} is in cluster '${msg.label}', we are in '${this.config.label}'`)
       return
     }
     const replyTo = msg.fromAddress.length > 0 ? msg.fromAddress : fromAddress
@@ -613,6 +638,9 @@ export class GossipEngine {
     if (hops > 0) this.push(entry, prevTs, hops - 1, from)
   }
 }
+
+/** Incompatible peer addresses reported at most (each once). */
+const MAX_INCOMPATIBLE_NOTED = 256
 
 /** Streams (full states, bulk deltas) we answer with per gossip interval, in all. */
 const MAX_STREAMS_PER_INTERVAL = 4
