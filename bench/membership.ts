@@ -14,6 +14,7 @@
  *   until every node sees n alive.
  */
 import { MessageType } from '../src/codec/messages.js'
+import type { EngineStats } from '../src/engine/stats.js'
 import { MemberStatus } from '../src/membership/member.js'
 import { Simulation } from '../src/sim/simulation.js'
 import {
@@ -31,7 +32,8 @@ import {
   progress,
 } from './common.js'
 
-const MEMBERSHIP_TYPES = [
+/** The message types of membership (SWIM, dissemination, join and sync). */
+export const MEMBERSHIP_TYPES = [
   MessageType.Ping,
   MessageType.Ack,
   MessageType.PingReq,
@@ -40,6 +42,13 @@ const MEMBERSHIP_TYPES = [
   MessageType.JoinRequest,
   MessageType.MemberSync,
 ]
+
+/** Bytes of membership messages the given nodes have sent. */
+export function membershipBytes(stats: readonly EngineStats[]): number {
+  let b = 0
+  for (const st of stats) for (const t of MEMBERSHIP_TYPES) b += st.bytesByType.get(t) ?? 0
+  return b
+}
 
 export function runDetect(task: DetectTask): DetectResult {
   const runs: DetectRun[] = []
@@ -76,11 +85,7 @@ export function runMemberTraffic(task: MemberTrafficTask): MemberTrafficResult {
   const sim = new Simulation({ seed: task.seed })
   const nodes = sim.addCluster(task.n)
   sim.runFor(10_000)
-  const bytesOf = (): number => {
-    let b = 0
-    for (const n of nodes) for (const t of MEMBERSHIP_TYPES) b += n.engine.stats.bytesByType.get(t) ?? 0
-    return b
-  }
+  const bytesOf = (): number => membershipBytes(nodes.map((n) => n.engine.stats))
   const msgsOf = (): number => {
     let m = 0
     for (const n of nodes) for (const t of MEMBERSHIP_TYPES) m += n.engine.stats.sentByType.get(t) ?? 0

@@ -14,18 +14,11 @@
  * Every wait is bounded; a run that does not finish in time reports null.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MessageType } from '../src/codec/messages.js'
 import { Grapevine } from '../src/index.js'
 import { waitFor } from '../src/util/wait.js'
+import { membershipBytes } from './membership.js'
 import { type RealClusterResult, type RealClusterRun, type RealClusterTask, progress } from './common.js'
 
-const MEMBERSHIP_TYPES = [MessageType.Ping, MessageType.Ack, MessageType.PingReq, MessageType.Nack, MessageType.MemberGossip, MessageType.JoinRequest, MessageType.MemberSync]
-
-function membershipBytes(nodes: readonly Grapevine[]): number {
-  let b = 0
-  for (const n of nodes) for (const t of MEMBERSHIP_TYPES) b += n.stats.bytesByType.get(t) ?? 0
-  return b
-}
 
 function allBytes(nodes: readonly Grapevine[]): number {
   let b = 0
@@ -53,12 +46,12 @@ async function oneRun(task: RealClusterTask, run: number): Promise<RealClusterRu
     // Ten keys, as memberlist's anchor holds, then idle.
     for (let k = 0; k < 10; k++) nodes[k % nodes.length]!.set(`key-${k}`, `value-${k}`)
     await sleep(5_000)
-    const b0 = membershipBytes(nodes)
+    const b0 = membershipBytes(nodes.map((n) => n.stats))
     const a0 = allBytes(nodes)
     const w0 = performance.now()
     await sleep(10_000)
     const idleSecs = (performance.now() - w0) / 1000
-    const idleBytesPerNodePerSec = (membershipBytes(nodes) - b0) / task.n / idleSecs
+    const idleBytesPerNodePerSec = (membershipBytes(nodes.map((n) => n.stats)) - b0) / task.n / idleSecs
     const idleTotalBytesPerNodePerSec = (allBytes(nodes) - a0) / task.n / idleSecs
     const victim = nodes.pop()!
     const others = nodes

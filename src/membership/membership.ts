@@ -324,18 +324,17 @@ export class Membership {
   }
 
   private announce(nowMs: number): void {
-    this.table.set(this.selfRecord(nowMs))
+    const me = this.selfRecord(nowMs)
+    this.table.set(me)
     this.lastChangeMs = nowMs
-    this.enqueue(aliveUpdate(this.selfRecord(nowMs)))
+    this.enqueue(aliveUpdate(me))
   }
 
   /** Publishes new tags: a higher incarnation carries them to every node. */
   setTags(nowMs: number, tags: Tags): void {
     if (this.phase === 'left' || this.phase === 'conflict') return
     this.tags = Object.freeze({ ...tags })
-    this.incarnation++
-    if (this.phase === 'member') this.announce(nowMs)
-    else this.table.set(this.selfRecord(nowMs))
+    this.raiseIncarnation(nowMs, this.incarnation)
   }
 
   get currentTags(): Tags {
@@ -471,13 +470,13 @@ export class Membership {
       if (u.incarnation < this.incarnation && this.phase === 'member') return
       if (u.address === this.config.address) {
         // Same address: it cannot be alive while we hold the port. Supersede it.
-        this.supersede(nowMs, u.incarnation)
+        this.raiseIncarnation(nowMs, u.incarnation)
         return
       }
       if (this.phase === 'member') {
         // We are the member already: another process claiming our name must give way; we refute.
         this.noteConflict({ name: this.self, ourAddress: this.config.address, theirAddress: u.address, weAreNewcomer: false })
-        this.supersede(nowMs, u.incarnation)
+        this.raiseIncarnation(nowMs, u.incarnation)
         return
       }
       if (this.conflictCheck === undefined) this.startConflictCheck(nowMs, u)
@@ -490,14 +489,10 @@ export class Membership {
   }
 
   private refute(nowMs: number, above: number, accuser: string | undefined): void {
-    this.incarnation = Math.max(this.incarnation, above + 1)
     this.stats.refutations++
     this.adjustAwareness(1)
-    if (this.phase !== 'member') {
-      this.table.set(this.selfRecord(nowMs))
-      return
-    }
-    this.announce(nowMs)
+    this.raiseIncarnation(nowMs, above)
+    if (this.phase !== 'member') return
     // Straight to the accuser too: its timer is the one that would kill us.
     const to = accuser !== undefined ? this.table.get(accuser) : undefined
     if (to !== undefined && to.name !== this.self) {
@@ -505,7 +500,12 @@ export class Membership {
     }
   }
 
-  private supersede(nowMs: number, above: number): void {
+  /**
+   * Takes an incarnation above `above` (refuting a claim, superseding an
+   * earlier run of our name, publishing tags): announced to all when we are a
+   * member, else only recorded until we become one.
+   */
+  private raiseIncarnation(nowMs: number, above: number): void {
     this.incarnation = Math.max(this.incarnation, above + 1)
     if (this.phase === 'member') this.announce(nowMs)
     else this.table.set(this.selfRecord(nowMs))
@@ -536,14 +536,13 @@ export class Membership {
       return
     }
     if (this.phase === 'checking') this.becomeMember(nowMs, check.their.incarnation)
-    else this.supersede(nowMs, check.their.incarnation)
+    else this.raiseIncarnation(nowMs, check.their.incarnation)
   }
 
   private becomeMember(nowMs: number, above: number): void {
-    this.incarnation = Math.max(this.incarnation, above + 1)
     this.phase = 'member'
     this.joinAttempts = 0
-    this.announce(nowMs)
+    this.raiseIncarnation(nowMs, above)
     // Tell a few members at once rather than waiting for a dissemination round.
     const me = aliveUpdate(this.selfRecord(nowMs))
     for (const to of this.pickLive(this.timing.gossipNodes, undefined)) this.send(to.address, { type: MessageType.MemberGossip, updates: [me] })
