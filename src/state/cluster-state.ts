@@ -1,7 +1,8 @@
 import { MinHeap } from '../util/heap.js'
 import { Hash64, SetFingerprint } from '../util/hash.js'
 import { physicalMsOf } from './hlc.js'
-import { type Entry, type EntryHashes, type Value, type Version, compareVersions, hashEntry, isLiveAt } from './entry.js'
+import { type Entry, type Value, type Version, compareVersions, isLiveAt } from './entry.js'
+import { EntrySlots } from './entry-slots.js'
 
 /**
  * How long (at least; a tenth of the retention when longer) a due tombstone
@@ -35,27 +36,20 @@ export enum MergeOutcome {
   Stale,
 }
 
-/** Per-stored-entry bookkeeping kept beside the immutable entry. */
-interface Slot extends EntryHashes {
-  readonly entry: Entry
-  /** Whether the entry is counted in the live fingerprint (live and not yet expired by `advance`). */
-  live: boolean
-}
-
 /**
  * Entries of one origin, kept in timestamp order for Scuttlebutt deltas.
  * Superseded entries are removed lazily: an item is current only while the
- * map still holds that very slot for its key.
+ * slots still hold that very entry object for its key.
  */
 class OriginLog {
-  slots: Slot[] = []
+  entries: Entry[] = []
   sorted = true
   stale = 0
 
-  add(slot: Slot): void {
-    const last = this.slots[this.slots.length - 1]
-    if (last !== undefined && last.entry.ts > slot.entry.ts) this.sorted = false
-    this.slots.push(slot)
+  add(entry: Entry): void {
+    const last = this.entries[this.entries.length - 1]
+    if (last !== undefined && last.ts > entry.ts) this.sorted = false
+    this.entries.push(entry)
   }
 }
 
@@ -79,15 +73,17 @@ class OriginLog {
  *   (tombstones included): equal fingerprints mean nothing to reconcile.
  * - `liveFingerprint` is the XOR of the content hashes of the live entries:
  *   it is `stateHash`.
+ * - An entry's slot is live (counted in `liveFingerprint` and `liveSize`)
+ *   while its value is live and `advance` has not yet passed its expiry.
  */
 export class ClusterState {
-  private readonly entries = new Map<string, Slot>()
+  private readonly slots = new EntrySlots()
   private readonly logs = new Map<string, OriginLog>()
   private readonly watermarks = new Map<string, number>()
   private readonly gcFloors = new Map<string, number>()
   private sortedOrigins: string[] | undefined
-  private readonly expiryQueue = new MinHeap<Slot>()
-  private readonly collectQueue = new MinHeap<Slot>()
+  private readonly expiryQueue = new MinHeap<Entry>()
+  private readonly collectQueue = new MinHeap<Entry>()
   private readonly syncFp = new SetFingerprint()
   private readonly liveFp = new SetFingerprint()
   private readonly watermarkFp = new SetFingerprint()
@@ -100,7 +96,7 @@ export class ClusterState {
   constructor(private readonly tombstoneRetentionMs: number) {}
 
   get size(): number {
-    return this.entries.size
+    return this.slots.size
   }
 
   get liveSize(): number {
@@ -126,29 +122,33 @@ export class ClusterState {
 
   /** The stored entry for a key, live or not. */
   getEntry(key: string): Entry | undefined {
-    return this.entries.get(key)?.entry
+    const slot = this.slots.slotOf(key)
+    return slot === undefined ? undefined : this.slots.entryIn(slot)
   }
 
   /** The live entry for a key at `nowMs`, if any. */
   get(key: string, nowMs: number): Entry | undefined {
-    const slot = this.entries.get(key)
-    return slot !== undefined && isLiveAt(slot.entry, nowMs) ? slot.entry : undefined
+    const entry = this.getEntry(key)
+    return entry !== undefined && isLiveAt(entry, nowMs) ? entry : undefined
   }
 
   /** Live entries at `nowMs`, optionally under a key prefix, in key order. */
   liveEntries(nowMs: number, prefix = ''): Entry[] {
     const out: Entry[] = []
-    for (const [key, slot] of this.entries) {
-      if (key.startsWith(prefix) && isLiveAt(slot.entry, nowMs)) out.push(slot.entry)
+    for (const [key, slot] of this.slots.slots()) {
+      if (!key.startsWith(prefix)) continue
+      const entry = this.slots.entryIn(slot)
+      if (isLiveAt(entry, nowMs)) out.push(entry)
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
   /** Every stored entry, tombstones included (for full transfers). */
   allEntries(): IterableIterator<Entry> {
-    const it = this.entries.values()
+    const slots = this.slots
+    const it = slots.slots()
     return (function* () {
-      for (const slot of it) yield slot.entry
+      for (const [, slot] of it) yield slots.entryIn(slot)
     })()
   }
 
@@ -198,40 +198,43 @@ export class ClusterState {
    * are queued for `takeChanges`.
    */
   merge(entry: Entry, nowMs: number, source?: string): MergeOutcome {
-    const prev = this.entries.get(entry.key)
-    if (prev !== undefined && compareVersions(prev.entry, entry) >= 0) return MergeOutcome.Stale
-    // An entry that is already due for collection carries no information a
-    // peer still needs, and storing it could resurrect nothing: but it must
-    // still win over an older live value, so it is stored and collected soon.
-    const slot: Slot = { entry, live: false, vHi: 0, vLo: 0, cHi: 0, cLo: 0 }
-    hashEntry(entry, slot)
+    const slots = this.slots
+    let slot = slots.slotOf(entry.key)
     let previous: StateChange['previous']
-    if (prev !== undefined) {
-      if (prev.live) previous = { value: prev.entry.value!, version: prev.entry }
-      this.unlink(prev)
+    if (slot !== undefined) {
+      const held = slots.entryIn(slot)
+      if (compareVersions(held, entry) >= 0) return MergeOutcome.Stale
+      if (slots.isLive(slot)) previous = { value: held.value!, version: held }
+      this.unlink(slot)
+      slots.replace(slot, entry)
+    } else {
+      slot = slots.insert(entry)
     }
-    this.entries.set(entry.key, slot)
-    this.syncFp.toggle(slot.vHi, slot.vLo)
+    this.syncFp.toggle(slots.versionHi(slot), slots.versionLo(slot))
     let log = this.logs.get(entry.origin)
     if (log === undefined) {
       log = new OriginLog()
       this.logs.set(entry.origin, log)
       this.sortedOrigins = undefined
     }
-    log.add(slot)
-    if (isLiveAt(entry, Math.max(nowMs, this.advancedTo))) {
-      slot.live = true
-      this.liveFp.toggle(slot.cHi, slot.cLo)
+    log.add(entry)
+    // An entry that is already due for collection carries no information a
+    // peer still needs, but it must still win over an older live value, so
+    // it is stored, and collected soon.
+    const live = isLiveAt(entry, Math.max(nowMs, this.advancedTo))
+    if (live) {
+      slots.setLive(slot, true)
+      this.liveFp.toggle(slots.contentHi(slot), slots.contentLo(slot))
       this.liveCount++
-      if (entry.expiresAt !== undefined) this.expiryQueue.push(entry.expiresAt, slot)
+      if (entry.expiresAt !== undefined) this.expiryQueue.push(entry.expiresAt, entry)
     } else {
       this.tombstoneCount++
-      this.collectQueue.push(this.collectDueMs(entry), slot)
+      this.collectQueue.push(this.collectDueMs(entry), entry)
     }
-    if (slot.live || previous !== undefined) {
+    if (live || previous !== undefined) {
       this.pendingChanges.push({
         key: entry.key,
-        value: slot.live ? entry.value : undefined,
+        value: live ? entry.value : undefined,
         version: entry,
         expiresAt: entry.expiresAt,
         previous,
@@ -241,27 +244,32 @@ export class ClusterState {
     return MergeOutcome.Applied
   }
 
-  /** Removes a slot from the map's accounting (the caller replaces or deletes it). */
-  private unlink(slot: Slot): void {
-    this.syncFp.toggle(slot.vHi, slot.vLo)
-    if (slot.live) {
-      this.liveFp.toggle(slot.cHi, slot.cLo)
+  /**
+   * Takes a slot's entry out of the fingerprints, counts and origin log (the
+   * caller then replaces or removes it).
+   */
+  private unlink(slot: number): void {
+    const slots = this.slots
+    this.syncFp.toggle(slots.versionHi(slot), slots.versionLo(slot))
+    if (slots.isLive(slot)) {
+      this.liveFp.toggle(slots.contentHi(slot), slots.contentLo(slot))
       this.liveCount--
-      slot.live = false
+      slots.setLive(slot, false)
     } else {
       this.tombstoneCount--
     }
-    const log = this.logs.get(slot.entry.origin)
+    const origin = slots.entryIn(slot).origin
+    const log = this.logs.get(origin)
     if (log !== undefined) {
       log.stale++
-      if (log.stale > 32 && log.stale * 2 > log.slots.length) this.compact(slot.entry.origin, log)
+      if (log.stale > 32 && log.stale * 2 > log.entries.length) this.compact(origin, log)
     }
   }
 
   private compact(origin: string, log: OriginLog): void {
-    log.slots = log.slots.filter((s) => this.entries.get(s.entry.key) === s)
+    log.entries = log.entries.filter((e) => this.slots.isCurrent(e))
     log.stale = 0
-    if (log.slots.length === 0) {
+    if (log.entries.length === 0) {
       this.logs.delete(origin)
       this.sortedOrigins = undefined
     }
@@ -282,36 +290,38 @@ export class ClusterState {
     for (;;) {
       const due = this.expiryQueue.peekPriority()
       if (due === undefined || due > nowMs) break
-      const slot = this.expiryQueue.pop()!
-      if (this.entries.get(slot.entry.key) !== slot || !slot.live) continue
-      this.liveFp.toggle(slot.cHi, slot.cLo)
-      slot.live = false
+      const entry = this.expiryQueue.pop()!
+      const slot = this.slots.slotOf(entry.key)
+      if (slot === undefined || this.slots.entryIn(slot) !== entry || !this.slots.isLive(slot)) continue
+      this.liveFp.toggle(this.slots.contentHi(slot), this.slots.contentLo(slot))
+      this.slots.setLive(slot, false)
       this.liveCount--
       this.tombstoneCount++
-      this.collectQueue.push(this.collectDueMs(slot.entry), slot)
+      this.collectQueue.push(this.collectDueMs(entry), entry)
       this.pendingChanges.push({
-        key: slot.entry.key,
+        key: entry.key,
         value: undefined,
-        version: { ts: slot.entry.ts, origin: slot.entry.origin },
-        expiresAt: slot.entry.expiresAt,
-        previous: { value: slot.entry.value!, version: slot.entry },
+        version: { ts: entry.ts, origin: entry.origin },
+        expiresAt: entry.expiresAt,
+        previous: { value: entry.value!, version: entry },
         source: undefined,
       })
     }
     for (;;) {
       const due = this.collectQueue.peekPriority()
       if (due === undefined || due > nowMs) break
-      const slot = this.collectQueue.pop()!
-      if (this.entries.get(slot.entry.key) !== slot) continue
-      if (slot.entry.ts > this.watermark(slot.entry.origin)) {
+      const entry = this.collectQueue.pop()!
+      const slot = this.slots.slotOf(entry.key)
+      if (slot === undefined || this.slots.entryIn(slot) !== entry) continue
+      if (entry.ts > this.watermark(entry.origin)) {
         // Came out of order (an eager push): keep it until anti-entropy fills
         // the gap below it, so the gc floor stays under the watermark.
-        this.collectQueue.push(nowMs + Math.max(COLLECT_RECHECK_MS, this.tombstoneRetentionMs / 10), slot)
+        this.collectQueue.push(nowMs + Math.max(COLLECT_RECHECK_MS, this.tombstoneRetentionMs / 10), entry)
         continue
       }
-      this.entries.delete(slot.entry.key)
       this.unlink(slot)
-      this.raiseGcFloor(slot.entry.origin, slot.entry.ts)
+      this.slots.remove(slot)
+      this.raiseGcFloor(entry.origin, entry.ts)
     }
   }
 
@@ -337,23 +347,23 @@ export class ClusterState {
     const log = this.logs.get(origin)
     if (log === undefined) return
     if (!log.sorted) {
-      log.slots = log.slots.filter((s) => this.entries.get(s.entry.key) === s)
-      log.slots.sort((a, b) => a.entry.ts - b.entry.ts)
+      log.entries = log.entries.filter((e) => this.slots.isCurrent(e))
+      log.entries.sort((a, b) => a.ts - b.ts)
       log.sorted = true
       log.stale = 0
     }
-    const slots = log.slots
+    const entries = log.entries
     // Binary search for the first slot after afterTs.
     let lo = 0
-    let hi = slots.length
+    let hi = entries.length
     while (lo < hi) {
       const mid = (lo + hi) >> 1
-      if (slots[mid]!.entry.ts <= afterTs) lo = mid + 1
+      if (entries[mid]!.ts <= afterTs) lo = mid + 1
       else hi = mid
     }
-    for (let i = lo; i < slots.length; i++) {
-      const s = slots[i]!
-      if (this.entries.get(s.entry.key) === s) yield s.entry
+    for (let i = lo; i < entries.length; i++) {
+      const e = entries[i]!
+      if (this.slots.isCurrent(e)) yield e
     }
   }
 
@@ -377,12 +387,12 @@ export class ClusterState {
     /** Every key the peer holds, including entries the caller refused to merge (so ours are not dropped for them). */
     peerKeys: ReadonlySet<string> = new Set(peerEntries.map((e) => e.key)),
   ): void {
-    const incoming = peerEntries.filter((e) => this.entries.has(e.key) || e.ts > this.watermark(e.origin))
-    for (const [key, slot] of [...this.entries]) {
-      const e = slot.entry
+    const incoming = peerEntries.filter((e) => this.slots.slotOf(e.key) !== undefined || e.ts > this.watermark(e.origin))
+    for (const [key, slot] of [...this.slots.slots()]) {
+      const e = this.slots.entryIn(slot)
       if (peerKeys.has(key)) continue
       if (e.ts <= (peerWatermarks.get(e.origin) ?? 0)) {
-        if (slot.live) {
+        if (this.slots.isLive(slot)) {
           this.pendingChanges.push({
             key,
             value: undefined,
@@ -392,8 +402,8 @@ export class ClusterState {
             source,
           })
         }
-        this.entries.delete(key)
         this.unlink(slot)
+        this.slots.remove(slot)
       }
     }
     for (const e of incoming) this.merge(e, nowMs, source)

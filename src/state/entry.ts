@@ -35,31 +35,23 @@ export function isLiveAt(e: Entry, nowMs: number): boolean {
   return e.value !== undefined && (e.expiresAt === undefined || nowMs < e.expiresAt)
 }
 
-/** The lanes of an entry's two fingerprints (see `ClusterState`). */
-export interface EntryHashes {
-  /** Version hash: identifies the write (key, ts, origin). */
-  vHi: number
-  vLo: number
-  /** Content hash: the version plus value and expiry, for `stateHash`. */
-  cHi: number
-  cLo: number
-}
-
 const hasher = new Hash64()
 
 /**
- * Computes both fingerprints of an entry into `out` in one pass: the content
- * hash continues from the version hash, so the key is read once and nothing
- * is allocated.
+ * Writes an entry's two fingerprint hashes into `out` at `at`: the version
+ * hash (key, ts, origin: identifies the write) as out[at], out[at + 1], and
+ * the content hash (the version plus value and expiry, for `stateHash`) as
+ * out[at + 2], out[at + 3]. The content hash continues from the version
+ * hash, so the key is read once, and nothing is allocated.
  */
-export function hashEntry(e: Entry, out: EntryHashes): void {
+export function hashEntryInto(e: Entry, out: Uint32Array, at: number): void {
   const h = hasher.reset().string(e.key).number(e.ts).string(e.origin)
-  out.vHi = h.hi()
-  out.vLo = h.lo()
+  out[at] = h.hi()
+  out[at + 1] = h.lo()
   const v = e.value
   if (typeof v === 'string') h.number(1).string(v)
   else if (v !== undefined) h.number(2).bytes(v)
   h.number(e.expiresAt ?? 0)
-  out.cHi = h.hi()
-  out.cLo = h.lo()
+  out[at + 2] = h.hi()
+  out[at + 3] = h.lo()
 }
