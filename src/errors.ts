@@ -59,6 +59,14 @@ export class NameConflictError extends GrapevineError {
   }
 }
 
+/** A keyring operation or key that cannot be accepted (bad key, removing the primary...). */
+export class KeyringError extends GrapevineError {
+  constructor(message: string) {
+    super('GV_ERR_KEYRING', message)
+    this.name = 'KeyringError'
+  }
+}
+
 /** Input bytes that do not decode. `reason` is a stable drop-counter label. */
 export class DecodeError extends GrapevineError {
   readonly reason: DropReason
@@ -83,3 +91,9 @@ export type DropReason =
   | 'past-horizon'
   /** A full-state or bulk reply refused by the stream rate limit. */
   | 'rate-limited'
+  /** A sealed packet under a key this node does not hold (or this node has no keyring). */
+  | 'unknown-key'
+  /** A sealed packet that failed authentication: forged, corrupted, or under another key with a colliding id. */
+  | 'decrypt-failed'
+  /** A plaintext packet while `verifyIncoming` requires encryption. */
+  | 'unencrypted'

@@ -3,7 +3,9 @@
  * This file is the whole public surface.
  */
 export { Grapevine } from './node.js'
-export type { ChangeEvent, KeyValue, Member, MemberEvent, Version } from './node.js'
+export type { ChangeEvent, KeyValue, Member, MemberEvent, NodeKeyring, Version } from './node.js'
+export { generateKey } from './security/keyring.js'
+export type { KeyInfo } from './security/keyring.js'
 export type { MemberEventType, NameConflict } from './membership/membership.js'
 export type { PresetName, MembershipTiming } from './membership/presets.js'
 export { PRESETS } from './membership/presets.js'
@@ -15,6 +17,7 @@ export {
   DecodeError,
   GrapevineError,
   InvalidKeyError,
+  KeyringError,
   NameConflictError,
   StoppedError,
   ValueTooLargeError,

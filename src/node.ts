@@ -6,13 +6,16 @@ import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
 import { GossipEngine, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
-import { NameConflictError, StoppedError } from './errors.js'
+import { KeyringError, NameConflictError, StoppedError } from './errors.js'
 import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags } from './membership/member.js'
 import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } from './membership/membership.js'
 import { PRESETS } from './membership/presets.js'
 import { type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, parseHostPort } from './runtime/address.js'
+import { sendAll } from './runtime/transport.js'
 import { UdpTransport } from './runtime/udp-transport.js'
+import { type KeyInfo, Keyring, parseKey } from './security/keyring.js'
+import { PacketSecurity, SALT_BYTES, SEALED_MAGIC, sealOverhead } from './security/packet-security.js'
 import type { StateChange } from './state/cluster-state.js'
 import type { Entry, Value } from './state/entry.js'
 import { SeededRandom } from './util/random.js'
@@ -93,6 +96,17 @@ function publicChange(c: StateChange): ChangeEvent {
   return ev
 }
 
+/** Keyring operations of an encrypted node; keys are base64 (32 bytes). */
+export interface NodeKeyring {
+  list(): KeyInfo[]
+  /** Adds a key that decrypts. */
+  install(key: string): void
+  /** Makes an installed key the one that encrypts. */
+  use(key: string): void
+  /** Removes a key (not the primary). */
+  remove(key: string): void
+}
+
 interface GrapevineEvents {
   change: [ChangeEvent]
   member: [MemberEvent]
@@ -125,21 +139,40 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     private readonly transport: UdpTransport,
     /** The address peers reach this node at. */
     readonly address: string,
+    private readonly security: PacketSecurity | undefined,
+    /** Largest packet on the wire, sealed or not. */
+    private readonly wirePacketBytes: number,
+    private readonly wireStreamBytes: number,
   ) {
     super()
+    this.seal = security === undefined ? undefined : (bytes) => security.outgoing(bytes)
   }
+
+  private readonly seal: ((bytes: Buffer) => Buffer) | undefined
 
   /** Validates the options, binds the sockets and starts gossiping. */
   static async start(options: StartOptions): Promise<Grapevine> {
     const o = resolveOptions(options)
     const bind = parseHostPort(o.bind, 'bind')
+    // Sealing adds bytes: the engine builds messages that still fit a datagram once sealed.
+    const overhead = o.encryption === undefined ? 0 : sealOverhead(o.label)
+    const security =
+      o.encryption === undefined
+        ? undefined
+        : new PacketSecurity({
+            keyring: Keyring.fromBase64(o.encryption.keys),
+            label: o.label,
+            verifyIncoming: o.encryption.verifyIncoming,
+            verifyOutgoing: o.encryption.verifyOutgoing,
+            sessionSalt: randomBytes(SALT_BYTES),
+          })
     // The transport delivers to the node created once the sockets are bound.
     const holder: { node?: Grapevine } = {}
     const transport = await UdpTransport.open(
       bind,
       {
         maxPacketBytes: o.maxPacketBytes,
-        maxStreamBytes: o.maxStreamBytes,
+        maxStreamBytes: o.maxStreamBytes + overhead,
         streamTimeoutMs: o.streamTimeoutMs,
         maxConcurrentStreams: 16,
       },
@@ -171,7 +204,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       tombstoneRetentionMs: o.tombstoneRetentionMs,
       maxClockDriftMs: o.maxClockDriftMs,
       limits: {
-        maxPacketBytes: o.maxPacketBytes,
+        maxPacketBytes: o.maxPacketBytes - overhead,
         maxKeyBytes: o.maxKeyBytes,
         maxValueBytes: o.maxValueBytes,
         maxStreamBytes: o.maxStreamBytes,
@@ -179,7 +212,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     })
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
     const engine = new GossipEngine(config, random, now)
-    const node = new Grapevine(engine, transport, address)
+    const node = new Grapevine(engine, transport, address, security, o.maxPacketBytes, o.maxStreamBytes + overhead)
     holder.node = node
     node.seedSpecs = o.seeds
     node.flush()
@@ -321,9 +354,48 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (this.stopped) throw new StoppedError()
   }
 
+  /**
+   * The keyring of an encrypted node (started with `encryption`). Rotate on a
+   * live cluster by installing the new key on every node, then `use` on every
+   * node, then `remove` of the old one; each step is safe on its own.
+   */
+  get keyring(): NodeKeyring {
+    const security = this.security
+    if (security === undefined) throw new KeyringError('this node was started without encryption; start it with the encryption option')
+    return {
+      list: () => security.keyring.list(),
+      install: (key) => security.keyring.install(parseKey(key)),
+      use: (key) => security.keyring.use(parseKey(key)),
+      remove: (key) => security.keyring.remove(parseKey(key)),
+    }
+  }
+
+  /** Current encryption switches (undefined for a node without encryption). */
+  get encryption(): { verifyIncoming: boolean; verifyOutgoing: boolean } | undefined {
+    const s = this.security
+    return s === undefined ? undefined : { verifyIncoming: s.verifyIncoming, verifyOutgoing: s.verifyOutgoing }
+  }
+
+  /** Changes the encryption switches of a running node (see the `encryption` option). */
+  setEncryption(switches: { verifyIncoming?: boolean; verifyOutgoing?: boolean }): void {
+    const s = this.security
+    if (s === undefined) throw new KeyringError('this node was started without encryption; start it with the encryption option')
+    if (switches.verifyIncoming !== undefined) s.verifyIncoming = switches.verifyIncoming
+    if (switches.verifyOutgoing !== undefined) s.verifyOutgoing = switches.verifyOutgoing
+  }
+
   private onMessage(from: string, bytes: Buffer, stream: boolean): void {
     if (this.stopped) return
-    this.engine.receive(Date.now(), from, bytes, stream)
+    const now = Date.now()
+    if (this.security !== undefined) {
+      const opened = this.security.incoming(bytes, stream ? this.wireStreamBytes : this.wirePacketBytes)
+      if (!opened.ok) this.engine.dropPacket(from, opened.reason, opened.detail)
+      else this.engine.receive(now, from, opened.bytes, stream)
+    } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
+      this.engine.dropPacket(from, 'unknown-key', 'an encrypted packet, and this node has no keyring')
+    } else {
+      this.engine.receive(now, from, bytes, stream)
+    }
     this.flush()
   }
 
@@ -335,10 +407,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Sends what the engine queued, emits its changes, and arms the timer for its next wake. */
   private flush(): void {
     if (this.stopped) return
-    for (const out of this.engine.takeOutbox()) {
-      if (out.stream) this.transport.sendStream(out.to, out.bytes)
-      else this.transport.send(out.to, out.bytes)
-    }
+    sendAll(this.engine.takeOutbox(), this.transport, this.seal)
     for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
     for (const e of this.engine.takeMemberEvents()) this.emitMember(e)
     for (const w of this.engine.takeWarnings()) {

@@ -4,6 +4,7 @@ import { ENGINE_DEFAULTS } from './engine/config.js'
 import { tagsEncodedSize } from './codec/member-codec.js'
 import { ConfigError } from './errors.js'
 import { parseHostPort } from './runtime/address.js'
+import { parseKey } from './security/keyring.js'
 
 const positiveInt = z.number().int().positive()
 const duration = z.number().finite().positive()
@@ -41,6 +42,20 @@ export const startOptionsSchema = z.strictObject({
   /** Preset overrides. */
   probeIntervalMs: duration.optional(),
   probeTimeoutMs: duration.optional(),
+  /**
+   * Packet encryption (AES-256-GCM, the label as associated data). `keys`
+   * are base64 32-byte keys, the first one primary (encrypts); all decrypt.
+   * To move a running plaintext cluster to encryption without downtime,
+   * start every node with `verifyIncoming: false, verifyOutgoing: false`,
+   * then turn `verifyOutgoing` on everywhere, then `verifyIncoming`.
+   */
+  encryption: z
+    .strictObject({
+      keys: z.array(z.string()).min(1),
+      verifyIncoming: z.boolean().default(true),
+      verifyOutgoing: z.boolean().default(true),
+    })
+    .optional(),
   /** How long `start` waits for a seed to answer before resolving anyway (it keeps retrying). */
   joinTimeoutMs: z.number().finite().nonnegative().default(10_000),
 })
@@ -59,6 +74,13 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   parseHostPort(o.bind, 'bind')
   if (o.advertise !== undefined) parseHostPort(o.advertise, 'advertise')
   o.seeds.forEach((s, i) => parseHostPort(s, `seeds[${i}]`))
+  o.encryption?.keys.forEach((k, i) => {
+    try {
+      parseKey(k)
+    } catch (err) {
+      throw new ConfigError(`encryption.keys[${i}]`, (err as Error).message)
+    }
+  })
   if (o.maxValueBytes > o.maxStreamBytes) throw new ConfigError('maxValueBytes', 'must not exceed maxStreamBytes')
   return o
 }

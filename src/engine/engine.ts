@@ -1,4 +1,4 @@
-import { DecodeError, InvalidKeyError, ValueTooLargeError } from '../errors.js'
+import { DecodeError, type DropReason, InvalidKeyError, ValueTooLargeError } from '../errors.js'
 import {
   type DigestPage,
   type Header,
@@ -197,6 +197,17 @@ export class GossipEngine {
     if (this.incompatible.size >= MAX_INCOMPATIBLE_NOTED) return
     this.incompatible.add(address)
     this.warnings.push(`cannot talk to ${address}: ${why}`)
+  }
+
+  /**
+   * Counts a packet the driver refused before decoding (packet security:
+   * not decryptable, plaintext where encryption is required, another
+   * cluster's label); a peer that cannot talk to us is said once.
+   */
+  dropPacket(fromAddress: string, reason: DropReason, detail: string): void {
+    this.stats.drop(reason)
+    if (reason === 'oversized' || reason === 'truncated' || reason === 'malformed' || reason === 'limit-exceeded') return
+    this.noteIncompatible(fromAddress, detail)
   }
 
   /** Warnings for the log, each said once (see noteIncompatible). */
@@ -630,6 +641,9 @@ export class GossipEngine {
       this.stats.drop('past-horizon')
       return
     }
+    // Covered by our watermark: we hold it, or it was superseded (maybe by a
+    // tombstone since collected). Either way it must change nothing.
+    if (entry.ts <= this.state.watermark(entry.origin)) return
     this.clock.observe(entry.ts)
     if (this.state.merge(entry, nowMs, from) !== MergeOutcome.Applied) return
     this.stats.entriesApplied++

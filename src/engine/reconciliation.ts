@@ -201,7 +201,9 @@ export interface ApplyResult {
 }
 
 /**
- * Applies segments in order. Refused are entries with ts above `maxTs` (our
+ * Applies segments in order. Entries at or below our watermark of their
+ * origin are skipped (see the invariant in `ClusterState`: such a write is
+ * held here or was superseded). Refused are entries with ts above `maxTs` (our
  * clock plus the allowed drift), and entries that `isBeyondHorizon` flags:
  * older than the tombstone retention, for a key we hold nothing of. Such an
  * entry may be a value whose tombstone we already collected; only a full
@@ -222,6 +224,7 @@ export function applySegments(
   for (const seg of segments) {
     let ok = true
     let prevTs = 0
+    const covered = state.watermark(seg.origin)
     for (const e of seg.entries) {
       // Entries of a segment must rise; anything else is a broken or hostile sender.
       if (e.ts <= prevTs || e.ts > maxTs) {
@@ -229,12 +232,16 @@ export function applySegments(
         result.refused++
         break
       }
+      prevTs = e.ts
+      // Covered by our watermark (it rose since we sent our digest): held, or
+      // superseded, perhaps by a tombstone since collected. Taking it could
+      // only resurrect, so it is skipped.
+      if (e.ts <= covered) continue
       if (isBeyondHorizon(e)) {
         ok = false
         result.beyondHorizon++
         break
       }
-      prevTs = e.ts
       onAccepted(e)
       if (state.merge(e, nowMs, source) === MergeOutcome.Applied) result.applied++
     }

@@ -1,13 +1,8 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { type HostPort, formatHostPort, parseHostPort } from './address.js'
+import type { Transport, TransportHandlers } from './transport.js'
 
-export interface TransportHandlers {
-  /** A datagram or a complete stream message arrived. `from` is the sender's transport address. */
-  onMessage(from: string, bytes: Buffer, stream: boolean): void
-  /** A transient error: counted and logged by the caller, never fatal to the gossip loop. */
-  onError(err: Error, context: string): void
-}
 
 export interface TransportOptions {
   readonly maxPacketBytes: number
@@ -39,7 +34,7 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
  * (a 4-byte big-endian length, then the message) for transfers larger than a
  * datagram. Both listen on the same port number.
  */
-export class UdpTransport {
+export class UdpTransport implements Transport {
   /** Datagrams waiting for their turn (see SEND_BATCH). */
   private readonly sendQueue: { bytes: Buffer; target: HostPort; to: string }[] = []
   private draining = false

@@ -7,13 +7,20 @@ import type { StateChange } from '../state/cluster-state.js'
 import type { Value, Version } from '../state/entry.js'
 import { MinHeap } from '../util/heap.js'
 import { SeededRandom } from '../util/random.js'
+import { sendAll } from '../runtime/transport.js'
+import { Keyring } from '../security/keyring.js'
+import { PacketSecurity, SALT_BYTES, SEALED_MAGIC, sealOverhead } from '../security/packet-security.js'
 import { SimNetwork } from './network.js'
+import { SimTransport } from './sim-transport.js'
 
 export interface SimNode {
   readonly index: number
   readonly name: string
   readonly address: string
   engine: GossipEngine
+  readonly transport: SimTransport
+  /** Packet encryption of this node's current process, when the simulation runs encrypted. */
+  security: PacketSecurity | undefined
   up: boolean
   generation: number
   /** Token of the tick event currently scheduled; older tick events are stale. */
@@ -34,6 +41,8 @@ export interface SimulationOptions {
   readonly startMs?: number
   /** Engine settings shared by all nodes (name, address and generation are set per node). */
   readonly engine?: Omit<EngineConfigInput, 'name' | 'address' | 'generation'>
+  /** Packet encryption on every node, as `Grapevine`'s `encryption` option (session salts come from the seed). */
+  readonly encryption?: { readonly keys: readonly string[]; readonly verifyIncoming?: boolean; readonly verifyOutgoing?: boolean }
 }
 
 type SimEvent =
@@ -66,12 +75,17 @@ export class Simulation {
   onMemberEvent: ((node: SimNode, event: MemberEvent, now: number) => void) | undefined
   /** Events processed so far (for progress and performance figures). */
   eventsProcessed = 0
+  /** Called with every message as it reaches a live node, before it is opened (a tap for fuzzing corpora and traces). */
+  onDeliver: ((fromAddress: string, to: SimNode, bytes: Buffer, stream: boolean) => void) | undefined
+  private readonly encryption: SimulationOptions['encryption']
+  private readonly route = (fromIndex: number, to: string, bytes: Buffer, stream: boolean): void => this.routeMessage(fromIndex, to, bytes, stream)
 
   constructor(options: SimulationOptions) {
     this.seed = options.seed
     this.random = new SeededRandom(options.seed)
     this.now = options.startMs ?? DEFAULT_SIM_START_MS
     this.engineOptions = options.engine
+    this.encryption = options.encryption
     const maxPacketBytes = options.engine?.limits?.maxPacketBytes ?? 1400
     this.network = new SimNetwork(this.random.fork(), maxPacketBytes)
   }
@@ -89,6 +103,8 @@ export class Simulation {
       name,
       address,
       engine,
+      transport: new SimTransport(index, this.route),
+      security: this.makeSecurity(),
       up: true,
       generation,
       wakeToken: 0,
@@ -112,8 +128,27 @@ export class Simulation {
     clockMs = this.now,
     members?: SharedMembers,
   ): GossipEngine {
-    const config = engineConfig({ ...this.engineOptions, name, address, generation, seeds })
-    return new GossipEngine(config, this.random.fork(), clockMs, members)
+    const input: EngineConfigInput = { ...this.engineOptions, name, address, generation, seeds }
+    if (this.encryption !== undefined) {
+      // As `Grapevine` does: messages leave room for the seal.
+      const wire = this.engineOptions?.limits?.maxPacketBytes ?? this.network.maxPacketBytes
+      input.limits = { ...this.engineOptions?.limits, maxPacketBytes: wire - sealOverhead(this.engineOptions?.label ?? '') }
+    }
+    return new GossipEngine(engineConfig(input), this.random.fork(), clockMs, members)
+  }
+
+  private makeSecurity(): PacketSecurity | undefined {
+    const e = this.encryption
+    if (e === undefined) return undefined
+    const salt = Buffer.alloc(SALT_BYTES)
+    for (let i = 0; i < SALT_BYTES; i += 4) salt.writeUInt32BE(Math.floor(this.random.next() * 2 ** 32), i)
+    return new PacketSecurity({
+      keyring: Keyring.fromBase64(e.keys),
+      label: this.engineOptions?.label ?? '',
+      sessionSalt: salt,
+      ...(e.verifyIncoming !== undefined ? { verifyIncoming: e.verifyIncoming } : {}),
+      ...(e.verifyOutgoing !== undefined ? { verifyOutgoing: e.verifyOutgoing } : {}),
+    })
   }
 
   /**
@@ -198,8 +233,7 @@ export class Simulation {
           to.inbox.push({ from: ev.from, bytes: ev.bytes, stream: ev.stream })
           return
         }
-        to.engine.receive(this.clockOf(to), ev.from.address, ev.bytes, ev.stream)
-        this.flush(to)
+        this.receive(to, ev.from.address, ev.bytes, ev.stream)
         return
       }
       case 'call':
@@ -213,32 +247,46 @@ export class Simulation {
         this.flush(node)
         const inbox = node.inbox
         node.inbox = []
-        for (const m of inbox) {
-          node.engine.receive(this.clockOf(node), m.from.address, m.bytes, m.stream)
-          this.flush(node)
-        }
+        for (const m of inbox) this.receive(node, m.from.address, m.bytes, m.stream)
         return
       }
+    }
+  }
+
+  /** A message reaches a running node: opened by its packet security (if any), then handed to its engine. */
+  private receive(to: SimNode, fromAddress: string, bytes: Buffer, stream: boolean): void {
+    this.onDeliver?.(fromAddress, to, bytes, stream)
+    const now = this.clockOf(to)
+    const security = to.security
+    if (security !== undefined) {
+      const limits = to.engine.config.limits
+      const overhead = sealOverhead(to.engine.config.label)
+      const opened = security.incoming(bytes, (stream ? limits.maxStreamBytes : limits.maxPacketBytes) + overhead)
+      if (opened.ok) to.engine.receive(now, fromAddress, opened.bytes, stream)
+      else to.engine.dropPacket(fromAddress, opened.reason, opened.detail)
+    } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
+      to.engine.dropPacket(fromAddress, 'unknown-key', 'an encrypted packet, and this node has no keyring')
+    } else {
+      to.engine.receive(now, fromAddress, bytes, stream)
+    }
+    this.flush(to)
+  }
+
+  /** `SimTransport`'s sends: the network decides each message's fate; survivors become delivery events. */
+  private routeMessage(fromIndex: number, toAddress: string, bytes: Buffer, stream: boolean): void {
+    const to = this.byAddress.get(toAddress)
+    if (to === undefined) return
+    const from = this.nodes[fromIndex]!
+    for (const delay of this.network.route(fromIndex, to.index, bytes.length, stream)) {
+      this.queue.push(this.now + delay, { kind: 'deliver', from, to, bytes, stream, generation: to.generation })
     }
   }
 
   /** Sends what the engine queued, reports its changes, and reschedules its tick. */
   private flush(node: SimNode): void {
     const engine = node.engine
-    for (const out of engine.takeOutbox()) {
-      const to = this.byAddress.get(out.to)
-      if (to === undefined) continue
-      for (const delay of this.network.route(node.index, to.index, out.bytes.length, out.stream)) {
-        this.queue.push(this.now + delay, {
-          kind: 'deliver',
-          from: node,
-          to,
-          bytes: out.bytes,
-          stream: out.stream,
-          generation: to.generation,
-        })
-      }
-    }
+    const security = node.security
+    sendAll(engine.takeOutbox(), node.transport, security === undefined ? undefined : (b) => security.outgoing(b))
     const changes = engine.takeChanges()
     if (changes.length > 0 && this.onChange !== undefined) {
       for (const c of changes) this.onChange(node, c, this.now)
@@ -296,6 +344,16 @@ export class Simulation {
     this.queue.push(node.frozenUntil, { kind: 'thaw', node, generation: node.generation })
   }
 
+  /**
+   * Hands `bytes` to a running node now, as if they came from `fromAddress`
+   * (which need not be a node): how tests feed hostile input through the
+   * same path as the network's deliveries.
+   */
+  inject(to: SimNode, fromAddress: string, bytes: Buffer, stream: boolean): void {
+    if (!to.up || this.now < to.frozenUntil) return
+    this.receive(to, fromAddress, bytes, stream)
+  }
+
   /** Gracefully leaves the cluster (the node keeps running until crashed). */
   leave(node: SimNode): void {
     node.engine.leave(this.clockOf(node))
@@ -315,6 +373,7 @@ export class Simulation {
     node.frozenUntil = -Infinity
     node.inbox = []
     node.engine = this.makeEngine(node.name, node.address, node.generation, seeds, this.clockOf(node))
+    node.security = this.makeSecurity()
     node.up = true
     node.wakeAt = Infinity
     node.wakeToken++

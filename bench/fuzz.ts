@@ -1,0 +1,58 @@
+/**
+ * `npm run fuzz`: the hostile-input test of `npm test`, longer.
+ *
+ *   node dist/bench/fuzz.js [--inputs N] [--seed S] [--runs R] [--encrypted]
+ *
+ * Each run feeds N inputs (default 1,000,000) to one node of a simulated
+ * cluster, then checks that the cluster converges; runs use seeds S, S+1...
+ * Prints the drops by reason per run. Exits 1 on an exception (with the
+ * seed and the input that threw) or when a run does not converge.
+ */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { fuzzCluster } from '../test/helpers/fuzz-harness.js'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name)
+  if (i < 0) return fallback
+  const v = Number(process.argv[i + 1])
+  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} needs a whole number`)
+  return v
+}
+
+const inputs = arg('--inputs', 1_000_000)
+const seed = arg('--seed', 1)
+const runs = arg('--runs', 1)
+const encrypted = process.argv.includes('--encrypted')
+const KEY = 'q8S4VOf4U5ir0Qd8s6r2l6X5H3mJzYb1cF6T2nKp0Ws='
+let failed = false
+for (let run = 0; run < runs; run++) {
+  const s = seed + run
+  let last: { index: number; mutator: string; bytes: Buffer } | undefined
+  try {
+    const r = fuzzCluster({
+      seed: s,
+      inputs,
+      gc,
+      ...(encrypted ? { encryption: { keys: [KEY] } } : {}),
+      onInput: (index, mutator, bytes) => (last = { index, mutator, bytes }),
+    })
+    const drops = Object.entries(r.drops)
+      .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')
+    const ok = r.convergedAfterMs !== undefined
+    if (!ok) failed = true
+    process.stdout.write(
+      `seed ${s}: ${r.inputs} inputs in ${(r.wallMs / 1000).toFixed(1)} s; ${ok ? `converged ${r.convergedAfterMs} ms after` : 'DID NOT CONVERGE'}; ` +
+        `heap +${(r.heapGrowthBytes / 2 ** 20).toFixed(1)} MiB; victim knows ${r.victimMembers} members\n  drops: ${drops}\n`,
+    )
+  } catch (err) {
+    failed = true
+    process.stdout.write(`seed ${s}: input ${last?.index} (${last?.mutator}) threw: ${(err as Error).stack}\n  input: ${last?.bytes.toString('hex')}\n`)
+  }
+}
+process.exit(failed ? 1 : 0)
