@@ -6,7 +6,7 @@
  * (`run.sh` installs them with apt when run by hand); otherwise the task
  * reports why it did not run.
  */
-import { spawnSync } from 'node:child_process'
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,13 +27,22 @@ export function runAnchor(task: AnchorTask): AnchorResult {
   const missing = installed()
   if (missing !== undefined) return { kind: 'anchor', n: task.n, skipped: missing, runs: [] }
   const runs: AnchorResult['runs'] = []
+  const failedAttempts: string[] = []
   for (let r = 0; r < task.runs; r++) {
     const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'gv-anchor-')), 'ml.jsonl')
-    const port = task.basePort + r * (task.n + 10)
-    const args = ['-n', String(task.n), '-config', 'lan', '-port', String(port), '-json', json]
-    const out = spawnSync(script, args, { encoding: 'utf8', timeout: 6 * 60_000 })
-    if (out.status !== 0 || !existsSync(json)) {
-      return { kind: 'anchor', n: task.n, skipped: `run.sh exited with ${out.status ?? out.signal}: ${(out.stderr ?? '').slice(-300)}`, runs }
+    // A failed run (the harness's join sometimes does not converge on a busy machine) is tried once more, on other ports.
+    let out: SpawnSyncReturns<string> | undefined
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const port = task.basePort + r * (task.n + 10) + attempt * 5000
+      const args = ['-n', String(task.n), '-config', 'lan', '-port', String(port), '-json', json]
+      out = spawnSync(script, args, { encoding: 'utf8', timeout: 6 * 60_000 })
+      if (out.status === 0 && existsSync(json)) break
+      const why = `run ${r}: run.sh exited with ${out.status ?? out.signal}: ${(out.stderr ?? '').trim().slice(-200)}`
+      failedAttempts.push(why)
+      progress(`  memberlist n=${task.n} ${why}`)
+    }
+    if (out === undefined || out.status !== 0 || !existsSync(json)) {
+      return { kind: 'anchor', n: task.n, skipped: failedAttempts.join('; '), runs, failedAttempts }
     }
     const j = JSON.parse(readFileSync(json, 'utf8').trim().split('\n').pop()!) as {
       join_converge_ms: number
@@ -51,5 +60,5 @@ export function runAnchor(task: AnchorTask): AnchorResult {
     })
     progress(`  memberlist n=${task.n} run ${r}: join ${j.join_converge_ms.toFixed(0)} ms, detection ${Math.max(...j.fail_detect_ms).toFixed(0)} ms`)
   }
-  return { kind: 'anchor', n: task.n, skipped: undefined, runs }
+  return { kind: 'anchor', n: task.n, skipped: undefined, runs, failedAttempts }
 }

@@ -137,7 +137,27 @@ export interface AnchorTask {
   readonly basePort: number
 }
 
+/** Packets one node handles per second (decode, merge, answer; sealed too), measured over a simulated cluster's real traffic. */
+export interface PacketRateTask {
+  readonly kind: 'packet-rate'
+  readonly n: number
+  readonly simMs: number
+  readonly writesPerSec: number
+  readonly seed: number
+}
+
+/** CPU per node and peak RSS of n real nodes in one process, idle and writing; plaintext and encrypted. */
+export interface RealCpuTask {
+  readonly kind: 'real-cpu'
+  readonly n: number
+  readonly settleMs: number
+  readonly measureMs: number
+  readonly writesPerSec: number
+}
+
 export type Task =
+  | PacketRateTask
+  | RealCpuTask
   | AnchorTask
   | RealClusterTask
   | FreezeTask
@@ -344,6 +364,8 @@ export interface AnchorResult {
   readonly n: number
   /** Why it did not run (harness or Go missing), else undefined. */
   readonly skipped: string | undefined
+  /** Attempts that failed and were run again on other ports (the harness's own errors). */
+  readonly failedAttempts?: readonly string[]
   readonly runs: {
     readonly joinMs: number
     readonly allDeadMs: number
@@ -370,7 +392,50 @@ export interface RealClusterResult {
   readonly runs: RealClusterRun[]
 }
 
+export interface PacketRateMode {
+  /** Packets (datagrams and streams) handled by all nodes. */
+  readonly packets: number
+  /** Wall ms spent handling them: opening, engine.receive (decode, merge, answers encoded), sealing the answers. */
+  readonly handleMs: number
+  readonly packetsPerSec: number
+  readonly bytesPerPacket: number
+}
+
+export interface PacketRateResult {
+  readonly kind: 'packet-rate'
+  readonly n: number
+  readonly simMs: number
+  readonly writesPerSec: number
+  readonly plain: PacketRateMode
+  readonly sealed: PacketRateMode
+}
+
+export interface RealCpuMode {
+  /** CPU of the process per node, as a percentage of one core, idle and while writing. */
+  readonly idleCpuPctPerNode: number
+  readonly writingCpuPctPerNode: number
+  /** Bytes sent per node per second, idle and writing (datagrams and streams). */
+  readonly idleBytesPerNodePerSec: number
+  readonly writingBytesPerNodePerSec: number
+  readonly writes: number
+  /** Whether every node held every write at the end. */
+  readonly converged: boolean
+}
+
+export interface RealCpuResult {
+  readonly kind: 'real-cpu'
+  readonly n: number
+  readonly measureMs: number
+  readonly writesPerSec: number
+  readonly plain: RealCpuMode
+  readonly sealed: RealCpuMode
+  /** Peak resident memory of the process (both modes, one after the other). */
+  readonly peakRssBytes: number
+}
+
 export type Result =
+  | PacketRateResult
+  | RealCpuResult
   | AnchorResult
   | RealClusterResult
   | FreezeResult
@@ -447,5 +512,9 @@ export function describeTask(t: Task): string {
       return `real sockets n=${t.n} runs=${t.runs}`
     case 'anchor':
       return `memberlist anchor n=${t.n} runs=${t.runs}`
+    case 'packet-rate':
+      return `packet rate n=${t.n} ${t.simMs / 1000} sim-s`
+    case 'real-cpu':
+      return `real CPU n=${t.n}`
   }
 }

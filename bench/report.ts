@@ -16,6 +16,8 @@ import {
   type RealClusterResult,
   type MemoryResult,
   type MergeResult,
+  type PacketRateResult,
+  type RealCpuResult,
   type Result,
   type ScaleResult,
   type SpreadMode,
@@ -38,6 +40,8 @@ export interface Plan {
   readonly merge: { readonly entries: number; readonly overwriteKeys: number; readonly deltaMessages: number; readonly reps: number }
   readonly keys: number
   readonly scale: { readonly n: number; readonly simMs: number }
+  readonly packetRate: { readonly n: number; readonly simMs: number; readonly writesPerSec: number }
+  readonly realCpu: { readonly n: number; readonly settleMs: number; readonly measureMs: number; readonly writesPerSec: number }
   readonly membership: {
     readonly detectSizes: readonly number[]
     readonly detectSeeds: readonly number[]
@@ -430,6 +434,7 @@ function anchorComparison(real: readonly RealClusterResult[], anchors: readonly 
       lines.push(`- ${int(a.n)} nodes: memberlist not run (${a.skipped}).`)
       continue
     }
+    for (const f of a.failedAttempts ?? []) lines.push(`- ${int(a.n)} nodes: a memberlist attempt failed and was run again (${f}).`)
     const g = real.find((r) => r.n === a.n)
     const ml = (f: (x: AnchorResult['runs'][number]) => number): number => percentile(a.runs.map(f), 50)
     const gv = (f: (x: RealClusterResult['runs'][number]) => number | null): number => (g === undefined ? NaN : percentile(g.runs.map((x) => f(x) ?? Infinity), 50))
@@ -735,6 +740,66 @@ function scaleSection(input: ReportInput): string {
   ].join('\n')
 }
 
+function runtimeSection(input: ReportInput): string {
+  const rate = resultsOf(input.outcomes, 'packet-rate')[0] as PacketRateResult | undefined
+  const cpu = resultsOf(input.outcomes, 'real-cpu')[0] as RealCpuResult | undefined
+  const lines = ['## 8. Real network runtime and encryption', '']
+  if (rate !== undefined) {
+    lines.push(
+      `Packets one node handles per second: a simulated cluster of ${int(rate.n)} nodes (production engine, real codec) runs`,
+      `${rate.simMs / 1000} simulated seconds with ${rate.writesPerSec} writes/s; every node is timed around each packet it receives:`,
+      'opening it (sealed), `engine.receive` (decode, checks, merge, membership, answers encoded) and sealing the answers.',
+      'Plaintext, then sealed (AES-256-GCM), same seed, same process: the ratio is the cost of encryption on this machine.',
+      '',
+      table(
+        ['Mode', 'packets handled', 'mean bytes', 'handling time', 'packets per second per node', 'ratio'],
+        [
+          ['plaintext', int(rate.plain.packets), int(rate.plain.bytesPerPacket), `${int(rate.plain.handleMs)} ms`, int(rate.plain.packetsPerSec), '1.00'],
+          [
+            'sealed',
+            int(rate.sealed.packets),
+            int(rate.sealed.bytesPerPacket),
+            `${int(rate.sealed.handleMs)} ms`,
+            int(rate.sealed.packetsPerSec),
+            fix(rate.sealed.packetsPerSec / rate.plain.packetsPerSec),
+          ],
+        ],
+      ),
+      '',
+      cpuNote(input.outcomes, 'packet-rate'),
+      '',
+    )
+  }
+  if (cpu !== undefined) {
+    const row = (name: string, m: RealCpuResult['plain']): string[] => [
+      name,
+      `${fix(m.idleCpuPctPerNode)} %`,
+      `${fix(m.writingCpuPctPerNode)} %`,
+      int(m.idleBytesPerNodePerSec),
+      int(m.writingBytesPerNodePerSec),
+      `${int(m.writes)} (${m.converged ? 'all held everywhere' : '**not all held**'})`,
+    ]
+    lines.push(
+      `CPU of ${int(cpu.n)} real nodes in one process on loopback UDP/TCP (lan preset, default gossip: 1 s, fanout 3), measured`,
+      `over ${cpu.measureMs / 1000} s idle, then ${cpu.measureMs / 1000} s with ${cpu.writesPerSec} writes/s spread over the nodes; the process's user + system`,
+      'time divided by the nodes and the wall time (a share of one core per node). Plaintext, then encrypted, in the same process.',
+      '',
+      table(
+        ['Mode', 'CPU per node, idle', `CPU per node, ${cpu.writesPerSec} writes/s`, 'message B/node/s idle', 'message B/node/s writing', 'writes'],
+        [row('plaintext', cpu.plain), row('encrypted', cpu.sealed)],
+      ),
+      '',
+      'Bytes are the messages the engines sent, before sealing (a sealed packet adds 46 bytes plus the encoded label).',
+      '',
+      `Peak RSS of that process (${int(cpu.n)} nodes, both runs one after the other, Node itself included): ${mib(cpu.peakRssBytes)}.`,
+      '',
+      cpuNote(input.outcomes, 'real-cpu'),
+    )
+  }
+  if (rate === undefined && cpu === undefined) lines.push('Not measured (the tasks failed; see below).')
+  return lines.join('\n')
+}
+
 function failures(input: ReportInput): string {
   const failed = input.outcomes.filter((o) => o.error !== undefined)
   if (failed.length === 0) return ''
@@ -752,6 +817,7 @@ export function renderReport(input: ReportInput): string {
     bulkSection(input),
     scaleSection(input),
     membershipSection(input),
+    runtimeSection(input),
     failures(input),
   ]
   return `${parts.filter((p) => p !== '').join('\n\n')}\n`

@@ -62,6 +62,8 @@ export function makePlan(quick: boolean): Plan {
       merge: { entries: 200_000, overwriteKeys: 1000, deltaMessages: 4000, reps: 1 },
       keys: 20_000,
       scale: { n: 1000, simMs: 10_000 },
+      packetRate: { n: 20, simMs: 5_000, writesPerSec: 50 },
+      realCpu: { n: 20, settleMs: 2_000, measureMs: 5_000, writesPerSec: 100 },
       membership: membershipPlan([10, 100, 1000], 5, 0, 300_000),
     }
   }
@@ -76,6 +78,8 @@ export function makePlan(quick: boolean): Plan {
     merge: { entries: 1_000_000, overwriteKeys: 1000, deltaMessages: 20_000, reps: 5 },
     keys: 100_000,
     scale: { n: 10_000, simMs: 60_000 },
+    packetRate: { n: 100, simMs: 30_000, writesPerSec: 100 },
+    realCpu: { n: 100, settleMs: 10_000, measureMs: 20_000, writesPerSec: 100 },
     membership: membershipPlan([10, 100, 1000, 10_000], 20, 3, 3_600_000),
   }
 }
@@ -148,6 +152,8 @@ function tasksOf(plan: Plan): Scheduled[] {
   out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'merge', ...plan.merge }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'scale', seed: 1, ...plan.scale }, exclusive: true, cost: 0 })
+  out.push({ task: { kind: 'packet-rate', seed: 1, ...plan.packetRate }, exclusive: true, cost: 0 })
+  out.push({ task: { kind: 'real-cpu', ...plan.realCpu }, exclusive: true, cost: 0 })
   return out
 }
 

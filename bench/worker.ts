@@ -9,7 +9,9 @@ import { RESULT_PREFIX, type Result, type Task, type WorkerOutput } from './comm
 import { runSpread } from './dissemination.js'
 import { runDetect, runFalsePositives, runFreeze, runMemberJoin, runMemberTraffic } from './membership.js'
 import { runMerge } from './merge-throughput.js'
+import { runPacketRate } from './packet-rate.js'
 import { runRealCluster } from './real-cluster.js'
+import { runRealCpu } from './real-cpu.js'
 import { runScale } from './scale.js'
 import { runTheory } from './theory.js'
 import { runTraffic } from './traffic.js'
@@ -44,6 +46,10 @@ export function runTask(task: Task): Result | Promise<Result> {
       return runRealCluster(task)
     case 'anchor':
       return runAnchor(task)
+    case 'packet-rate':
+      return runPacketRate(task)
+    case 'real-cpu':
+      return runRealCpu(task)
   }
 }
 

@@ -208,6 +208,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
         maxKeyBytes: o.maxKeyBytes,
         maxValueBytes: o.maxValueBytes,
         maxStreamBytes: o.maxStreamBytes,
+        maxItemsPerMessage: o.maxItemsPerMessage,
+        maxMembers: o.maxMembers,
       },
     })
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
@@ -399,9 +401,30 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.flush()
   }
 
+  /**
+   * A transient network error (a peer gone, ECONNREFUSED, ENOBUFS, EPERM...):
+   * counted by code, given to 'error' listeners, and said once per code in
+   * the log (the 'warning' event, else a process warning). Never fatal.
+   */
   private onNetworkError(err: Error, context: string): void {
     this.networkErrors++
+    const code = (err as NodeJS.ErrnoException).code ?? 'other'
+    const seen = this.networkErrorCodes.get(code) ?? 0
+    this.networkErrorCodes.set(code, seen + 1)
     if (this.listenerCount('error') > 0) this.emit('error', Object.assign(err, { context }))
+    if (seen === 0 && code !== 'other') this.warn(`network error ${code} (${context}): ${err.message}; counted, said once per code`, 'GrapevineNetworkError')
+  }
+
+  /** Transient network errors seen, by code ('other' when the error has none). */
+  get networkErrorsByCode(): ReadonlyMap<string, number> {
+    return this.networkErrorCodes
+  }
+
+  private readonly networkErrorCodes = new Map<string, number>()
+
+  private warn(message: string, type: string): void {
+    if (this.listenerCount('warning') > 0) this.emit('warning', message)
+    else process.emitWarning(message, type)
   }
 
   /** Sends what the engine queued, emits its changes, and arms the timer for its next wake. */
@@ -410,10 +433,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     sendAll(this.engine.takeOutbox(), this.transport, this.seal)
     for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
     for (const e of this.engine.takeMemberEvents()) this.emitMember(e)
-    for (const w of this.engine.takeWarnings()) {
-      if (this.listenerCount('warning') > 0) this.emit('warning', w)
-      else process.emitWarning(w, 'GrapevineIncompatiblePeer')
-    }
+    for (const w of this.engine.takeWarnings()) this.warn(w, 'GrapevineIncompatiblePeer')
     for (const c of this.engine.takeConflicts()) {
       this.lastConflict = c
       if (this.listenerCount('conflict') > 0) this.emit('conflict', c)

@@ -29,6 +29,10 @@ export const startOptionsSchema = z.strictObject({
   maxKeyBytes: positiveInt.max(65_535).default(DEFAULT_LIMITS.maxKeyBytes),
   maxValueBytes: positiveInt.max(64 * 1024 * 1024).default(DEFAULT_LIMITS.maxValueBytes),
   maxStreamBytes: positiveInt.default(DEFAULT_LIMITS.maxStreamBytes),
+  /** Entries, digest rows or members one message may carry. */
+  maxItemsPerMessage: positiveInt.default(DEFAULT_LIMITS.maxItemsPerMessage),
+  /** Members tracked at most; alive records of further names are refused. */
+  maxMembers: positiveInt.default(DEFAULT_LIMITS.maxMembers),
   streamTimeoutMs: duration.default(10_000),
   /** Membership timing preset (memberlist's): lan (default), wan or local. */
   preset: z.enum(['lan', 'wan', 'local']).default('lan'),

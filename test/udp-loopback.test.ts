@@ -46,6 +46,17 @@ describe('real nodes on loopback UDP', () => {
     assert.equal(nodes[3]!.get('service_version')?.version.origin, 'node1', 'the version names the writer')
   })
 
+  test('twenty nodes in one process converge', async () => {
+    const nodes = await cluster(20, { preset: 'local' })
+    nodes.forEach((n, i) => n.set(`twenty/${i}`, n.name))
+    const ok = await waitFor(
+      () => nodes.every((n) => n.entries({ prefix: 'twenty/' }).length === 20 && n.stateHash === nodes[0]!.stateHash),
+      15_000,
+    )
+    assert.ok(ok, `all 20 writes on all 20 nodes: ${nodes.map((n) => n.entries({ prefix: 'twenty/' }).length).join(' ')}`)
+    assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 20), 10_000), 'every node sees the other 19 alive')
+  })
+
   test('a 64 KiB value spreads over a TCP stream', async () => {
     const nodes = await cluster(3, { gossipIntervalMs: 100 })
     const big = new Uint8Array(64 * 1024).map((_, i) => i % 251)

@@ -54,6 +54,58 @@ describe('membership on loopback UDP', () => {
     }
   })
 
+  test('5 nodes as separate processes converge, and one killed with SIGKILL is declared dead by the others', async () => {
+    interface Report {
+      stateHash: string
+      keys: number
+      members: Record<string, string>
+    }
+    const names = ['p1', 'p2', 'p3', 'p4', 'p5']
+    const latest = new Map<string, Report>()
+    const children = new Map<string, ReturnType<typeof spawn>>()
+    try {
+      let seed = ''
+      for (const name of names) {
+        const child = spawn(process.execPath, [CHILD, name, seed, 'local'], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, GV_CHILD_SET: `proc/${name}=${name}`, GV_CHILD_REPORT_MS: '100' },
+        })
+        children.set(name, child)
+        let buffered = ''
+        let started: (address: string) => void = () => {}
+        const address = new Promise<string>((resolve) => (started = resolve))
+        child.stdout.on('data', (chunk: Buffer) => {
+          buffered += chunk.toString()
+          for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+            const line = JSON.parse(buffered.slice(0, nl)) as { address?: string } & Report
+            buffered = buffered.slice(nl + 1)
+            if (line.address !== undefined) started(line.address)
+            else latest.set(name, line)
+          }
+        })
+        const a = await address
+        if (seed === '') seed = a
+      }
+      const reports = (): Report[] => names.filter((n) => children.get(n)!.exitCode === null && children.get(n)!.signalCode === null).map((n) => latest.get(n)!).filter(Boolean)
+      const converged = await waitFor(() => {
+        const r = reports()
+        return r.length === 5 && r.every((x) => x.keys === 5 && x.stateHash === r[0]!.stateHash && Object.values(x.members).filter((s) => s === 'alive').length === 5)
+      }, 20_000)
+      assert.ok(converged, `five processes converge: ${JSON.stringify(Object.fromEntries(latest))}`)
+      children.get('p3')!.kill('SIGKILL')
+      await once(children.get('p3')!, 'exit')
+      latest.delete('p3')
+      const others = names.filter((n) => n !== 'p3')
+      const detected = await waitFor(() => others.every((n) => latest.get(n)?.members.p3 === 'dead'), 30_000)
+      assert.ok(detected, `p3 declared dead by all others: ${others.map((n) => `${n}=${latest.get(n)?.members.p3}`).join(' ')}`)
+      for (const n of others) {
+        assert.equal(Object.values(latest.get(n)!.members).filter((s) => s === 'alive').length, 4, `${n} still sees the 4 live ones alive`)
+      }
+    } finally {
+      for (const c of children.values()) c.kill('SIGKILL')
+    }
+  })
+
   test('a graceful leave is seen as left at once, not dead', async () => {
     const nodes = await cluster(4, 'l')
     assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 4), 10_000))

@@ -56,4 +56,28 @@ describe('UDP transport streams', () => {
       await Promise.all([rx.close(), tx.close()])
     }
   })
+
+  test('a stream to a peer that is gone is an error reported and counted, and sending goes on', async () => {
+    const errors: string[] = []
+    let received = 0
+    const gone = await UdpTransport.open({ host: '127.0.0.1', port: 0 }, options, { onMessage: () => {}, onError: () => {} })
+    const goneAddress = `127.0.0.1:${gone.bound.port}`
+    await gone.close()
+    const rx = await UdpTransport.open({ host: '127.0.0.1', port: 0 }, options, { onMessage: () => received++, onError: () => {} })
+    const tx = await UdpTransport.open({ host: '127.0.0.1', port: 0 }, options, {
+      onMessage: () => {},
+      onError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? err.message),
+    })
+    try {
+      tx.sendStream(goneAddress, Buffer.alloc(5000, 1))
+      tx.send(goneAddress, Buffer.alloc(100, 1))
+      assert.ok(await waitFor(() => errors.length > 0, 5000), 'the refused connection is reported')
+      assert.ok(errors.includes('ECONNREFUSED'), errors.join(' '))
+      tx.send(`127.0.0.1:${rx.bound.port}`, Buffer.alloc(100, 2))
+      tx.sendStream(`127.0.0.1:${rx.bound.port}`, Buffer.alloc(5000, 2))
+      assert.ok(await waitFor(() => received === 2, 5000), 'the transport still sends datagrams and streams')
+    } finally {
+      await Promise.all([rx.close(), tx.close()])
+    }
+  })
 })
