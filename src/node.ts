@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { lookup } from 'node:dns/promises'
+import { Resolver, lookup } from 'node:dns/promises'
 import { EventEmitter, on } from 'node:events'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
-import { GossipEngine, originNodeName } from './engine/engine.js'
+import { GossipEngine, type StateSnapshot, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
 import { KeyringError, NameConflictError, StoppedError } from './errors.js'
 import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags } from './membership/member.js'
 import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } from './membership/membership.js'
 import { PRESETS } from './membership/presets.js'
-import { type StartOptions, resolveOptions } from './options.js'
+import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, parseHostPort } from './runtime/address.js'
 import { sendAll } from './runtime/transport.js'
 import { UdpTransport } from './runtime/udp-transport.js'
@@ -131,6 +131,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private stopped = false
   private seedTimer: NodeJS.Timeout | undefined
   private seedSpecs: readonly string[] = []
+  private dnsServers: readonly string[] | undefined
   /** Transient network errors seen (counted, never fatal). */
   networkErrors = 0
 
@@ -150,8 +151,15 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   private readonly seal: ((bytes: Buffer) => Buffer) | undefined
 
-  /** Validates the options, binds the sockets and starts gossiping. */
-  static async start(options: StartOptions): Promise<Grapevine> {
+  /**
+   * Validates the options, binds the sockets and starts gossiping. `restore`
+   * gives back what `persistentState()` saved in an earlier run (the agent's
+   * data dir): the state is loaded before the first message, and the
+   * membership incarnation starts above the saved one. An untrusted snapshot
+   * (older than the tombstone retention) is reconciled by a full transfer
+   * from the first live peer.
+   */
+  static async start(options: StartOptions, restore?: { snapshot: StateSnapshot; trusted: boolean; incarnation: number }): Promise<Grapevine> {
     const o = resolveOptions(options)
     const bind = parseHostPort(o.bind, 'bind')
     // Sealing adds bytes: the engine builds messages that still fit a datagram once sealed.
@@ -182,7 +190,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       },
     )
     const address = o.advertise ?? formatHostPort(advertisableHost(bind.host), transport.bound.port)
-    const seeds = await resolveSeeds(o.seeds)
+    const seeds = await resolveSeeds(o.seeds, o.dnsServers)
     const now = Date.now()
     const preset = PRESETS[o.preset]
     const config = engineConfig({
@@ -192,6 +200,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       label: o.label,
       seeds,
       tags: o.tags,
+      minIncarnation: restore?.incarnation ?? 0,
       timing: {
         ...preset,
         ...(o.reapTimeoutMs !== undefined ? { reapTimeoutMs: o.reapTimeoutMs } : {}),
@@ -214,9 +223,14 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     })
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
     const engine = new GossipEngine(config, random, now)
+    if (restore !== undefined) engine.restore(now, restore.snapshot, restore.trusted)
     const node = new Grapevine(engine, transport, address, security, o.maxPacketBytes, o.maxStreamBytes + overhead)
     holder.node = node
     node.seedSpecs = o.seeds
+    node.dnsServers = o.dnsServers
+    node.userTags = { ...o.tags }
+    if (o.announceStateHash) node.announce = { intervalMs: o.announceIntervalMs, hash: '', at: -Infinity, timer: undefined }
+    node.announceHash()
     node.flush()
     node.watchSeeds()
     // Wait (bounded) for a seed to answer, so a name conflict fails the start.
@@ -240,7 +254,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     if (!this.seedSpecs.some((s) => !isIP(parseHostPort(s, 'seeds').host))) return
     this.seedTimer = setInterval(() => {
       if (this.stopped || this.engine.membership.livePeers > 0) return
-      resolveSeeds(this.seedSpecs).then(
+      resolveSeeds(this.seedSpecs, this.dnsServers).then(
         (seeds) => this.engine.membership.setSeeds(seeds),
         (err: unknown) => this.onNetworkError(err as Error, 'seed lookup'),
       )
@@ -260,6 +274,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Engine counters (messages, bytes, drops by reason, resets...). */
   get stats(): EngineStats {
     return this.engine.stats
+  }
+
+  /** What a data dir keeps across restarts: the state (tombstones included), our incarnation, the members. */
+  persistentState(): { snapshot: StateSnapshot; incarnation: number; members: Member[] } {
+    return { snapshot: this.engine.snapshot(), incarnation: this.engine.membership.currentIncarnation, members: this.members() }
+  }
+
+  /** Whether a restored snapshot older than the retention still waits for a peer's full state. */
+  get awaitingReset(): boolean {
+    return this.engine.awaitingReset
   }
 
   /** Stored entries: live keys and tombstones awaiting collection. */
@@ -301,8 +325,51 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Publishes new tags for this member; they spread like any membership change. */
   setTags(tags: Record<string, string>): void {
     this.assertRunning()
-    this.engine.setTags(Date.now(), tags)
+    this.userTags = { ...tags }
+    this.engine.setTags(Date.now(), this.publishedTags())
     this.flush()
+  }
+
+  private userTags: Record<string, string> = {}
+  private announce: { readonly intervalMs: number; hash: string; at: number; timer: NodeJS.Timeout | undefined } | undefined
+
+  private publishedTags(): Record<string, string> {
+    return this.announce === undefined ? this.userTags : { ...this.userTags, [STATE_HASH_TAG]: this.announce.hash }
+  }
+
+  /** With `announceStateHash`: publishes a changed state hash, at most once per interval. */
+  private announceHash(): void {
+    const a = this.announce
+    if (a === undefined || a.timer !== undefined || this.stopped) return
+    const hash = this.engine.stateHash(Date.now())
+    if (hash === a.hash) return
+    const wait = a.at + a.intervalMs - Date.now()
+    if (wait > 0) {
+      a.timer = setTimeout(() => {
+        a.timer = undefined
+        this.announceHash()
+      }, wait)
+      return
+    }
+    a.hash = hash
+    a.at = Date.now()
+    this.engine.setTags(a.at, this.publishedTags())
+    this.flush()
+  }
+
+  /**
+   * Whether the cluster has converged, as far as this node can tell: every
+   * alive member published (`announceStateHash`) the state hash this node
+   * has now. Members that publish none count as not agreeing.
+   */
+  clusterStatus(): { converged: boolean; stateHash: string; alive: number; agreeing: number; members: { name: string; stateHash: string | undefined }[] } {
+    const stateHash = this.stateHash
+    const members = this.members()
+      .filter((m) => m.status === 'alive' && m.name !== this.name)
+      .map((m) => ({ name: m.name, stateHash: m.tags[STATE_HASH_TAG] }))
+    const agreeing = members.filter((m) => m.stateHash === stateHash).length
+    const published = this.announce === undefined || this.announce.hash === stateHash
+    return { converged: published && agreeing === members.length, stateHash, alive: members.length + 1, agreeing: agreeing + 1, members }
   }
 
   /**
@@ -344,6 +411,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.stopped = true
     if (this.timer !== undefined) clearTimeout(this.timer)
     if (this.seedTimer !== undefined) clearInterval(this.seedTimer)
+    if (this.announce?.timer !== undefined) clearTimeout(this.announce.timer)
     this.emit('stopped')
     await this.transport.close()
   }
@@ -431,7 +499,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   private flush(): void {
     if (this.stopped) return
     sendAll(this.engine.takeOutbox(), this.transport, this.seal)
-    for (const c of this.engine.takeChanges()) this.emit('change', publicChange(c))
+    const changes = this.engine.takeChanges()
+    for (const c of changes) this.emit('change', publicChange(c))
+    if (changes.length > 0) this.announceHash()
     for (const e of this.engine.takeMemberEvents()) this.emitMember(e)
     for (const w of this.engine.takeWarnings()) this.warn(w, 'GrapevineIncompatiblePeer')
     for (const c of this.engine.takeConflicts()) {
@@ -464,9 +534,19 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   }
 }
 
-/** Resolves seeds given as DNS names to addresses (each name may give several); IP seeds pass through. */
-async function resolveSeeds(specs: readonly string[]): Promise<string[]> {
+/**
+ * Resolves seeds given as DNS names to addresses (each name may give
+ * several: a headless Service lists every pod); IP seeds pass through. With
+ * `dnsServers`, names are asked of those servers (A and AAAA records), else
+ * of the system resolver.
+ */
+async function resolveSeeds(specs: readonly string[], dnsServers?: readonly string[]): Promise<string[]> {
   const out: string[] = []
+  let resolver: Resolver | undefined
+  if (dnsServers !== undefined && dnsServers.length > 0) {
+    resolver = new Resolver({ timeout: 2000, tries: 2 })
+    resolver.setServers([...dnsServers])
+  }
   for (const spec of specs) {
     const { host, port } = parseHostPort(spec, 'seeds')
     if (isIP(host) !== 0) {
@@ -474,7 +554,12 @@ async function resolveSeeds(specs: readonly string[]): Promise<string[]> {
       continue
     }
     try {
-      for (const a of await lookup(host, { all: true })) out.push(formatHostPort(a.address, port))
+      if (resolver !== undefined) {
+        const found = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)])
+        for (const f of found) if (f.status === 'fulfilled') for (const ip of f.value) out.push(formatHostPort(ip, port))
+      } else {
+        for (const a of await lookup(host, { all: true })) out.push(formatHostPort(a.address, port))
+      }
     } catch {
       // Not resolvable now: retried while no peer is alive.
     }

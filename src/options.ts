@@ -6,6 +6,9 @@ import { ConfigError } from './errors.js'
 import { parseHostPort } from './runtime/address.js'
 import { parseKey } from './security/keyring.js'
 
+/** The member tag carrying a node's state hash (see `announceStateHash`). */
+export const STATE_HASH_TAG = 'gv.hash'
+
 const positiveInt = z.number().int().positive()
 const duration = z.number().finite().positive()
 
@@ -19,6 +22,8 @@ export const startOptionsSchema = z.strictObject({
   advertise: z.string().optional(),
   /** Addresses of nodes to join through. */
   seeds: z.array(z.string()).default([]),
+  /** DNS servers ("ip" or "ip:port") to resolve seed names with, instead of the system resolver. */
+  dnsServers: z.array(z.string().min(1)).optional(),
   gossipIntervalMs: duration.default(ENGINE_DEFAULTS.gossipIntervalMs),
   fanout: positiveInt.max(64).default(ENGINE_DEFAULTS.fanout),
   eagerPush: z.boolean().default(ENGINE_DEFAULTS.eagerPush),
@@ -41,6 +46,14 @@ export const startOptionsSchema = z.strictObject({
     .record(z.string(), z.string())
     .refine((t) => tagsEncodedSize(t) <= DEFAULT_LIMITS.maxTagsBytes, `at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded`)
     .default({}),
+  /**
+   * Publish this node's state hash as the member tag `gv.hash` (at most once
+   * per `announceIntervalMs`, when it changed), so every node can tell
+   * whether the cluster has converged (`clusterStatus()`). Costs about 25
+   * bytes of the 512 tag bytes and one membership update per change.
+   */
+  announceStateHash: z.boolean().default(false),
+  announceIntervalMs: duration.default(1000),
   /** Dead and left members are forgotten after this long (default: the preset's, 24 h). */
   reapTimeoutMs: duration.optional(),
   /** Preset overrides. */
@@ -85,6 +98,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       throw new ConfigError(`encryption.keys[${i}]`, (err as Error).message)
     }
   })
+  if (o.announceStateHash && tagsEncodedSize({ ...o.tags, [STATE_HASH_TAG]: '0'.repeat(16) }) > DEFAULT_LIMITS.maxTagsBytes) {
+    throw new ConfigError('tags', `with announceStateHash, at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded including the ${STATE_HASH_TAG} tag`)
+  }
   if (o.maxValueBytes > o.maxStreamBytes) throw new ConfigError('maxValueBytes', 'must not exceed maxStreamBytes')
   return o
 }

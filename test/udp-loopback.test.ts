@@ -57,6 +57,19 @@ describe('real nodes on loopback UDP', () => {
     assert.ok(await waitFor(() => nodes.every((n) => n.members().filter((m) => m.status === 'alive').length === 20), 10_000), 'every node sees the other 19 alive')
   })
 
+  test('clusterStatus: converged only once every alive member published our state hash', async () => {
+    const nodes = await cluster(3, { preset: 'local', announceStateHash: true, announceIntervalMs: 200 })
+    assert.ok(await waitFor(() => nodes.every((n) => n.clusterStatus().converged), 10_000), 'an idle cluster converges')
+    nodes[0]!.set('cs/key', 'v')
+    const right = nodes[0]!.clusterStatus()
+    assert.equal(right.converged, false, 'right after a write the others have not published its hash')
+    assert.equal(right.agreeing, 1)
+    assert.ok(await waitFor(() => nodes.every((n) => n.clusterStatus().converged), 10_000), 'converged again once the write spread')
+    const s = nodes[2]!.clusterStatus()
+    assert.equal(s.alive, 3)
+    assert.ok(s.members.every((m) => m.stateHash === nodes[0]!.stateHash))
+  })
+
   test('a 64 KiB value spreads over a TCP stream', async () => {
     const nodes = await cluster(3, { gossipIntervalMs: 100 })
     const big = new Uint8Array(64 * 1024).map((_, i) => i % 251)

@@ -33,6 +33,8 @@ export interface EngineConfig {
   readonly timing: MembershipTiming
   /** Tags this node publishes about itself. */
   readonly tags: Tags
+  /** Our membership incarnation starts above this (a previous run's, from a data dir). */
+  readonly minIncarnation: number
 }
 
 export const ENGINE_DEFAULTS = {
@@ -48,6 +50,7 @@ export const ENGINE_DEFAULTS = {
   limits: DEFAULT_LIMITS,
   timing: PRESETS.lan,
   tags: NO_TAGS,
+  minIncarnation: 0,
 }
 
 export type EngineConfigInput = Partial<Omit<EngineConfig, 'limits' | 'timing'>> &

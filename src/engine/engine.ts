@@ -49,6 +49,13 @@ export interface SetOptions {
  * to), reconciliation (Scuttlebutt anti-entropy, push-pull) and rumor
  * mongering (eager push of fresh writes).
  */
+/** A node's state as `GossipEngine.snapshot` gives it and `restore` takes it. */
+export interface StateSnapshot {
+  readonly entries: Entry[]
+  readonly watermarks: Map<string, number>
+  readonly gcFloors: Map<string, number>
+}
+
 export class GossipEngine {
   readonly state: ClusterState
   readonly membership: Membership
@@ -72,6 +79,10 @@ export class GossipEngine {
   private warnings: string[] = []
   /** When we asked the driver to call `tick` next; being called much later means our process stalled. */
   private plannedWakeMs = Infinity
+  /** Set by `restore` of an untrusted snapshot; cleared by the first full transfer received. */
+  private resetWanted = false
+  /** The time of the current tick (gossip rounds run inside ticks). */
+  private lastRoundMs = 0
   /**
    * This node instance's origin id, `name~generation`: the stream its writes
    * are numbered in. A restarted node is a new origin, so it never claims
@@ -100,6 +111,7 @@ export class GossipEngine {
         timing: config.timing,
         bodyBudget: config.limits.maxPacketBytes - this.headerBytes,
         maxMembers: config.limits.maxMembers,
+        minIncarnation: config.minIncarnation,
       },
       random,
       nowMs,
@@ -271,6 +283,7 @@ export class GossipEngine {
 
   /** Runs what is due at `nowMs`: expiry, collection, and the gossip round. */
   tick(nowMs: number): void {
+    this.lastRoundMs = nowMs
     this.checkStall(nowMs)
     this.state.advance(nowMs)
     this.membership.tick(nowMs)
@@ -281,6 +294,11 @@ export class GossipEngine {
       if (this.nextRoundMs <= nowMs) this.nextRoundMs = nowMs + this.config.gossipIntervalMs
     }
     this.afterActivity()
+  }
+
+  /** Whether a restored, untrusted snapshot still waits for a peer's full state. */
+  get awaitingReset(): boolean {
+    return this.resetWanted
   }
 
   /** When the engine next needs `tick`. */
@@ -322,10 +340,43 @@ export class GossipEngine {
       memberHi: members.hi,
       memberLo: members.lo,
     })
-    for (const to of this.membership.gossipAddresses(this.config.fanout, undefined, true)) {
+    const targets = this.membership.gossipAddresses(this.config.fanout, undefined, true)
+    for (const to of targets) {
       this.send(to, bytes, MessageType.Probe, false)
       this.stats.probesSent++
     }
+    // A restored snapshot older than the retention is not trusted: a live peer's full state decides.
+    if (this.resetWanted && this.membership.livePeers > 0 && targets.length > 0) this.requestReset(this.lastRoundMs, targets[0]!)
+  }
+
+  /** Everything `restore` needs to rebuild this node's state (a data-dir snapshot). */
+  snapshot(): StateSnapshot {
+    const watermarks = new Map<string, number>()
+    const gcFloors = new Map<string, number>()
+    for (const o of this.state.origins()) {
+      const wm = this.state.watermark(o)
+      if (wm > 0) watermarks.set(o, wm)
+      const floor = this.state.gcFloor(o)
+      if (floor > 0) gcFloors.set(o, floor)
+    }
+    return { entries: [...this.state.allEntries()], watermarks, gcFloors }
+  }
+
+  /**
+   * Loads a snapshot taken by `snapshot` (of an earlier run of this node)
+   * into this engine's state, before it has talked to anyone. `trusted`
+   * false (the snapshot is older than the tombstone retention: deletes it
+   * never saw may have been collected since) makes the engine ask live peers
+   * for a full transfer until one arrives; the reset then drops what they saw
+   * deleted and keeps what only this node had.
+   */
+  restore(nowMs: number, snap: StateSnapshot, trusted: boolean): void {
+    for (const e of snap.entries) this.clock.observe(e.ts)
+    this.state.reset(snap.entries, snap.watermarks, snap.gcFloors, nowMs)
+    this.state.advance(nowMs)
+    this.state.takeChanges()
+    this.resetWanted = !trusted
+    this.afterActivity()
   }
 
   // ---- network --------------------------------------------------------------
@@ -391,6 +442,7 @@ export class GossipEngine {
       }
       throw err
     }
+    this.stats.received(msg.type, bytes.length)
     if (msg.label !== this.config.label) {
       this.stats.drop('label-mismatch')
       this.noteIncompatible(fromAddress, `${msg.from} is in cluster '${msg.label}', we are in '${this.config.label}'`)
@@ -622,6 +674,7 @@ export class GossipEngine {
     for (const e of accepted) this.clock.observe(e.ts)
     this.state.reset(accepted, watermarks, gcFloors, nowMs, from, new Set(entries.map((e) => e.key)))
     this.stats.resetsReceived++
+    this.resetWanted = false
   }
 
   /** Whether we have not seen a write that the given gc floors say was collected. */

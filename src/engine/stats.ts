@@ -14,6 +14,10 @@ export class EngineStats {
   readonly sentByType = new Map<number, number>()
   /** Bytes sent per type code (datagrams and streams). */
   readonly bytesByType = new Map<number, number>()
+  /** Messages received per type code (decoded ones; drops are counted by reason instead). */
+  readonly receivedByType = new Map<number, number>()
+  /** Bytes received per type code (datagrams and streams). */
+  readonly bytesInByType = new Map<number, number>()
   /** Messages (or entries) dropped, by reason. */
   readonly drops = new Map<DropReason, number>()
   /** Entries that changed our state. */
@@ -30,6 +34,11 @@ export class EngineStats {
 
   drop(reason: DropReason, n = 1): void {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + n)
+  }
+
+  received(type: number, bytes: number): void {
+    this.receivedByType.set(type, (this.receivedByType.get(type) ?? 0) + 1)
+    this.bytesInByType.set(type, (this.bytesInByType.get(type) ?? 0) + bytes)
   }
 
   dropped(reason: DropReason): number {

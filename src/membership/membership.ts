@@ -28,6 +28,8 @@ export interface MembershipConfig {
   readonly bodyBudget: number
   /** Members kept at most (the table does not grow past it from what peers claim). */
   readonly maxMembers: number
+  /** Our incarnation starts above this (a previous run's, restored from a data dir). */
+  readonly minIncarnation?: number
 }
 
 export type MemberEventType = 'join' | 'update' | 'suspect' | 'alive' | 'dead' | 'left' | 'reaped'
@@ -214,7 +216,7 @@ export class Membership {
     this.seeds = config.seeds
     this.tags = config.tags
     const listed = this.table.get(config.name)
-    this.incarnation = Math.max(config.generation, listed?.incarnation ?? 0)
+    this.incarnation = Math.max(config.generation, listed?.incarnation ?? 0, (config.minIncarnation ?? -1) + 1)
     this.lastChangeMs = nowMs
     this.table.set(this.selfRecord(nowMs))
     const seeds = this.seedAddresses()
@@ -358,9 +360,9 @@ export class Membership {
     this.conflictCheck = undefined
   }
 
-  /** Whether our leave announcement is still queued for dissemination. */
+  /** Whether our leave announcement is still queued for dissemination (with no live peer there is no one to tell). */
   get leaving(): boolean {
-    return this.phase === 'left' && this.broadcasts.has(this.self)
+    return this.phase === 'left' && this.livePeers > 0 && this.broadcasts.has(this.self)
   }
 
   // ---- applying updates ----------------------------------------------------

@@ -1,9 +1,12 @@
 import { type Entry, hashEntryInto } from './entry.js'
 
-/** Slots at first; the slot arrays double as they fill. */
-const INITIAL_CAPACITY = 1024
+/**
+ * Slots at first; the slot arrays double as they fill. Small, because a
+ * simulator holds one table per node (10,000 nodes of mostly empty state).
+ */
+const INITIAL_CAPACITY = 8
 /** Key table positions at first (a power of two); doubles past half full. */
-const INITIAL_TABLE = 2048
+export const INITIAL_TABLE = 16
 
 /**
  * A key's 32-bit table hash, as a signed integer (the table is an Int32Array):

@@ -1,0 +1,205 @@
+import { existsSync, mkdirSync, renameSync } from 'node:fs'
+import { type Logger, destination, pino } from 'pino'
+import { DEFAULT_LIMITS } from '../codec/limits.js'
+import { Grapevine } from '../node.js'
+import { formatHostPort, parseHostPort } from '../runtime/address.js'
+import type { AgentConfig } from './config.js'
+import { renderDashboard } from './dashboard.js'
+import { HttpApi } from './http-api.js'
+import { readKeyringFile, writeKeyringFile } from './keyring-file.js'
+import { AgentMetrics } from './metrics.js'
+import { type Snapshot, readSnapshot, snapshotPath, writeSnapshot } from './snapshot.js'
+
+/** Longest a graceful leave waits for the news to go out on SIGTERM. */
+const LEAVE_TIMEOUT_MS = 3000
+
+export interface AgentOptions {
+  readonly config: AgentConfig
+  /** Move an unreadable snapshot aside instead of refusing to start. */
+  readonly discardSnapshot?: boolean
+  /** Re-reads the config for SIGHUP (log level); the keyring file is read again as well. */
+  readonly reloadConfig?: () => AgentConfig
+  /** Install the daemon's signal handlers (before "agent started" is logged, so a signal never finds the defaults). */
+  readonly handleSignals?: boolean
+}
+
+/**
+ * The grapevine agent: one node, its HTTP API (and dashboard and metrics),
+ * its data dir, and its signals. SIGTERM or SIGINT: leave the cluster, write
+ * the snapshot, exit 0. SIGHUP: read the keyring file and the log level again.
+ */
+export class Agent {
+  private snapshotTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+
+  private constructor(
+    readonly node: Grapevine,
+    readonly api: HttpApi,
+    readonly httpAddress: string,
+    private readonly options: AgentOptions,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(options: AgentOptions): Promise<Agent> {
+    const c = options.config
+    const log = pino({ name: 'grapevine', level: c.logLevel }, destination({ dest: 2, sync: true }))
+    const keyring = c.keyringFile === undefined ? undefined : readKeyringFile(c.keyringFile)
+    let restored: Snapshot | undefined
+    if (c.dataDir !== undefined) {
+      mkdirSync(c.dataDir, { recursive: true })
+      try {
+        restored = readSnapshot(c.dataDir, { name: c.name, label: c.label })
+      } catch (err) {
+        if (!options.discardSnapshot) throw err
+        const aside = `${snapshotPath(c.dataDir)}.discarded-${Date.now()}`
+        renameSync(snapshotPath(c.dataDir), aside)
+        log.warn({ aside }, 'unreadable snapshot moved aside (--discard-snapshot); starting with an empty state')
+      }
+    }
+    const now = Date.now()
+    const retention = c.tombstoneRetentionMs ?? 24 * 3_600_000
+    const trusted = restored === undefined || now - restored.meta.savedAtMs <= retention
+    // A restarted agent rejoins through the members it knew, besides its configured seeds.
+    const known = restored?.meta.members.filter((m) => m.name !== c.name && (m.status === 'alive' || m.status === 'suspect')).map((m) => m.address) ?? []
+    const seeds = [...new Set([...c.join, ...known])]
+    const http = parseHostPort(c.http, '--http')
+    const node = await Grapevine.start(
+      {
+        name: c.name,
+        bind: c.bind,
+        ...(c.advertise !== undefined ? { advertise: c.advertise } : {}),
+        seeds,
+        ...(c.dnsServers !== undefined ? { dnsServers: c.dnsServers } : {}),
+        preset: c.preset,
+        label: c.label,
+        announceStateHash: true,
+        ...(c.gossipIntervalMs !== undefined ? { gossipIntervalMs: c.gossipIntervalMs } : {}),
+        ...(c.fanout !== undefined ? { fanout: c.fanout } : {}),
+        ...(c.tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs: c.tombstoneRetentionMs } : {}),
+        ...(keyring !== undefined ? { encryption: keyring } : {}),
+        joinTimeoutMs: known.length > 0 || c.join.length > 0 ? 5000 : 0,
+      },
+      restored === undefined ? undefined : { snapshot: restored.state, trusted, incarnation: restored.meta.incarnation },
+    )
+    const metrics = new AgentMetrics(node)
+    const api = new HttpApi({
+      node,
+      metrics,
+      ...(c.httpToken !== undefined ? { token: c.httpToken } : {}),
+      maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
+      maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
+      dashboard: renderDashboard,
+      onKeyringChange: () => {
+        if (c.keyringFile === undefined) return
+        const list = node.keyring.list()
+        const keys = [...list.filter((k) => k.primary), ...list.filter((k) => !k.primary)].map((k) => k.key)
+        writeKeyringFile(c.keyringFile, { keys, ...node.encryption! })
+      },
+    })
+    let bound: { host: string; port: number }
+    try {
+      bound = await api.listen(http.host, http.port)
+    } catch (err) {
+      await node.stop()
+      throw err
+    }
+    const agent = new Agent(node, api, formatHostPort(bound.host, bound.port), options, log)
+    agent.wire()
+    if (options.handleSignals === true) agent.handleSignals()
+    if (!trusted) log.warn({ ageMs: now - restored!.meta.savedAtMs, retentionMs: retention }, 'snapshot older than the tombstone retention: asking the cluster for a full transfer')
+    log.info(
+      {
+        node: c.name,
+        gossip: node.address,
+        http: agent.httpAddress,
+        seeds,
+        encrypted: keyring !== undefined,
+        restoredKeys: restored?.state.entries.length,
+        snapshotTrusted: restored === undefined ? undefined : trusted,
+      },
+      'agent started',
+    )
+    return agent
+  }
+
+  private wire(): void {
+    const { node, log } = this
+    node.on('member', (e) => log.info({ member: e.member.name, address: e.member.address, status: e.member.status }, `member ${e.type}`))
+    node.on('warning', (w) => log.warn(w))
+    node.on('conflict', (c) => log.error(c, 'node name conflict'))
+    node.on('error', (err) => log.debug({ err }, 'network error'))
+    const dataDir = this.options.config.dataDir
+    if (dataDir !== undefined) {
+      this.snapshotTimer = setInterval(() => this.saveSnapshot(), this.options.config.snapshotIntervalMs)
+      this.snapshotTimer.unref()
+    }
+  }
+
+  /** Writes the data dir's snapshot (atomically); errors are logged, never fatal. */
+  saveSnapshot(): void {
+    const dataDir = this.options.config.dataDir
+    if (dataDir === undefined) return
+    try {
+      const p = this.node.persistentState()
+      const bytes = writeSnapshot(dataDir, { name: this.node.name, label: this.options.config.label, incarnation: p.incarnation, members: p.members, state: p.snapshot }, Date.now())
+      this.log.debug({ bytes, keys: p.snapshot.entries.length }, 'snapshot written')
+    } catch (err) {
+      this.log.error({ err }, 'snapshot not written')
+    }
+  }
+
+  /** SIGHUP: the keyring file (install its keys, make its first primary, remove the rest) and the log level. */
+  reload(): void {
+    try {
+      const fresh = this.options.reloadConfig?.()
+      if (fresh !== undefined) this.log.level = fresh.logLevel
+      const file = (fresh ?? this.options.config).keyringFile
+      if (file !== undefined && existsSync(file)) {
+        const k = readKeyringFile(file)
+        const ring = this.node.keyring
+        for (const key of k.keys) ring.install(key)
+        ring.use(k.keys[0]!)
+        for (const held of ring.list()) if (!k.keys.includes(held.key)) ring.remove(held.key)
+        this.node.setEncryption({ verifyIncoming: k.verifyIncoming, verifyOutgoing: k.verifyOutgoing })
+      }
+      this.log.info({ logLevel: this.log.level }, 'reloaded')
+    } catch (err) {
+      this.log.error({ err }, 'reload failed; the previous settings stay')
+    }
+  }
+
+  /** Leaves the cluster gracefully, writes the snapshot, closes everything. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer)
+      try {
+        await this.node.leave(LEAVE_TIMEOUT_MS)
+      } catch (err) {
+        this.log.warn({ err }, 'leave did not complete')
+      }
+      this.saveSnapshot()
+      await this.api.close()
+      await this.node.stop()
+      this.log.info('agent stopped')
+      this.log.flush()
+    })()
+    return this.stopping
+  }
+
+  /** Installs the signal handlers of a daemon process. */
+  handleSignals(): void {
+    const stop = (signal: string): void => {
+      this.log.info({ signal }, 'leaving the cluster')
+      this.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          this.log.error({ err }, 'stop failed')
+          process.exit(1)
+        },
+      )
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGHUP', () => this.reload())
+  }
+}
