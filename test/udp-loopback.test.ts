@@ -70,6 +70,23 @@ describe('real nodes on loopback UDP', () => {
     assert.ok(s.members.every((m) => m.stateHash === nodes[0]!.stateHash))
   })
 
+  test('a node bound to every interface but advertising another loopback address is reached there', async () => {
+    const { createSocket } = await import('node:dgram')
+    // A free port, then the node binds 0.0.0.0 on it and advertises 127.0.0.2 (loopback too).
+    const probe = createSocket('udp4')
+    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r))
+    const port = probe.address().port
+    await new Promise<void>((r) => probe.close(() => r()))
+    const a = await Grapevine.start({ ...fast, preset: 'local', name: 'adv-a', bind: `0.0.0.0:${port}`, advertise: `127.0.0.2:${port}` })
+    started.push(a)
+    const b = await Grapevine.start({ ...fast, preset: 'local', name: 'adv-b', bind: '127.0.0.1:0', seeds: [`127.0.0.2:${port}`] })
+    started.push(b)
+    assert.equal(a.address, `127.0.0.2:${port}`)
+    a.set('adv', 'yes')
+    assert.ok(await waitFor(() => b.get('adv')?.value === 'yes' && b.members().find((m) => m.name === 'adv-a')?.status === 'alive', 10_000))
+    assert.equal(b.members().find((m) => m.name === 'adv-a')!.address, `127.0.0.2:${port}`, 'peers know it by its advertised address')
+  })
+
   test('a 64 KiB value spreads over a TCP stream', async () => {
     const nodes = await cluster(3, { gossipIntervalMs: 100 })
     const big = new Uint8Array(64 * 1024).map((_, i) => i % 251)
