@@ -132,10 +132,10 @@ export class EntrySlots {
     } else {
       this.entryAt[slot] = entry
     }
-    hashEntryInto(entry, this.hashes, 4 * slot)
+    const hash = this.hashOf(entry.key)
+    hashEntryInto(entry, this.hashes, 4 * slot, hash)
     this.liveFlags[slot] = 0
     if (2 * (this.count + 1) > this.mask + 1) this.growTable()
-    const hash = this.hashOf(entry.key)
     const at = this.positionOf(entry.key, hash)
     this.table[2 * at] = hash
     this.table[2 * at + 1] = slot + 1
@@ -146,7 +146,7 @@ export class EntrySlots {
   /** Puts a newer entry of the same key into its slot, not live. */
   replace(slot: number, entry: Entry): void {
     this.entryAt[slot] = entry
-    hashEntryInto(entry, this.hashes, 4 * slot)
+    hashEntryInto(entry, this.hashes, 4 * slot, this.hashOf(entry.key))
     this.liveFlags[slot] = 0
   }
 

@@ -47,6 +47,12 @@ export class Hash64 {
     return this
   }
 
+  /** Mixes one 32-bit integer (one round). */
+  int32(x: number): this {
+    this.mix(x | 0)
+    return this
+  }
+
   /** Mixes a non-negative safe integer (up to 2^53). */
   number(x: number): this {
     this.mix(x >>> 0)
