@@ -8,6 +8,7 @@ import { ConfigError, GrapevineError } from '../errors.js'
 import { generateKey } from '../security/keyring.js'
 import { CliError, EXIT, json, request, stream, table } from './client.js'
 import { runDemo } from './demo.js'
+import { runSimCommand } from './sim-command.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -227,6 +228,28 @@ program
   .command('keygen')
   .description('print a new random key (base64) for encryption')
   .action(() => out(generateKey()))
+
+program
+  .command('sim')
+  .description('run an experiment on the real engine in the simulator (virtual time, seeded, reproducible)')
+  .option('--nodes <n>', 'cluster size [1000]')
+  .option('--fanout <f>', 'peers per round [3]')
+  .option('--interval-ms <ms>', 'gossip interval [1000]')
+  .option('--preset <preset>', 'membership timing: lan, wan or local [lan]')
+  .option('--loss <p>', 'probability a datagram is lost [0]')
+  .option('--latency-ms <a..b>', 'one-way latency, uniform in [a, b] ms [1]')
+  .option('--partition <spec>', 'FRACTION@START[-END], e.g. 0.5@10s-30s')
+  .option('--crash <spec>', 'COUNT@TIME or PERCENT%@TIME, e.g. 1@5s')
+  .option('--writes-per-sec <w>', 'steady writes to random nodes from 1 s on [0: one write at 1 s]')
+  .option('--duration <d>', 'simulated time, e.g. 60s [60s]')
+  .option('--seed <s>', 'seed of every random choice [1]')
+  .option('--eager-push <on|off>', 'push fresh writes at once [on]')
+  .option('--json', 'one JSON object on stdout')
+  .option('--out <dir>', 'write timeseries.csv and summary.json here')
+  .option('--scenario <file>', 'JSON scenario: the same settings plus timed events (partition, heal, crash, restart, write)')
+  .action((opts: Record<string, string | boolean | undefined>) => {
+    runSimCommand(opts as never)
+  })
 
 program
   .command('demo')
