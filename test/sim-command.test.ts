@@ -43,6 +43,17 @@ describe('grapevine sim', () => {
     const csv = dirs.map((d) => readFileSync(path.join(d, 'timeseries.csv'), 'utf8'))
     assert.equal(csv[0], csv[1])
     assert.ok(csv[0]!.split('\n').length > 50)
+    // Plots: valid SVG and PNG, the same bytes from the same seed.
+    for (const name of ['epidemic', 'traffic', 'detection']) {
+      const svgs = dirs.map((d) => readFileSync(path.join(d, `${name}.svg`), 'utf8'))
+      assert.match(svgs[0]!, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[\s\S]*<\/svg>\s*$/, `${name}.svg is an SVG document`)
+      assert.equal(svgs[0], svgs[1], `${name}.svg is reproducible`)
+      const png = readFileSync(path.join(dirs[0]!, `${name}.png`))
+      assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${name}.png has the PNG signature`)
+      assert.equal(png.toString('ascii', 12, 16), 'IHDR')
+      assert.ok(png.readUInt32BE(16) >= 640 && png.readUInt32BE(20) >= 200, `${name}.png has a real size`)
+      assert.ok(png.equals(readFileSync(path.join(dirs[1]!, `${name}.png`))), `${name}.png is reproducible`)
+    }
     const other = cli([...args.slice(0, -3), '--seed', '10', '--json'])
     assert.notDeepEqual(withoutMeasured(other.stdout), withoutMeasured(runs[0]!.stdout), 'another seed, another run')
   })

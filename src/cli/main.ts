@@ -245,10 +245,10 @@ program
   .option('--seed <s>', 'seed of every random choice [1]')
   .option('--eager-push <on|off>', 'push fresh writes at once [on]')
   .option('--json', 'one JSON object on stdout')
-  .option('--out <dir>', 'write timeseries.csv and summary.json here')
+  .option('--out <dir>', 'write timeseries.csv, summary.json and the plots (SVG and PNG) here')
   .option('--scenario <file>', 'JSON scenario: the same settings plus timed events (partition, heal, crash, restart, write)')
-  .action((opts: Record<string, string | boolean | undefined>) => {
-    runSimCommand(opts as never)
+  .action(async (opts: Record<string, string | boolean | undefined>) => {
+    await runSimCommand(opts as never)
   })
 
 program

@@ -5,6 +5,7 @@ import { parseDuration } from '../agent/config.js'
 import { ConfigError } from '../errors.js'
 import type { PresetName } from '../membership/presets.js'
 import { type ExperimentResult, type ExperimentSpec, type ScenarioEvent, runExperiment } from '../sim/experiment.js'
+import { experimentPlots } from '../sim/plots.js'
 
 /**
  * `grapevine sim`: flags (or a scenario file) to an experiment spec, the run,
@@ -133,7 +134,7 @@ export function timeSeriesCsv(r: ExperimentResult): string {
 
 /** The JSON summary: every result field but the time series (which goes to --out). */
 export function summaryJson(r: ExperimentResult): string {
-  const { timeSeries: _series, ...summary } = r
+  const { timeSeries: _series, detectionSamples: _samples, ...summary } = r
   return JSON.stringify(summary)
 }
 
@@ -152,7 +153,7 @@ function summaryText(r: ExperimentResult): string {
   return lines.join('\n')
 }
 
-export function runSimCommand(flags: SimFlags): void {
+export async function runSimCommand(flags: SimFlags): Promise<void> {
   const spec = specFromFlags(flags)
   const tty = process.stderr.isTTY === true
   const started = performance.now()
@@ -171,6 +172,10 @@ export function runSimCommand(flags: SimFlags): void {
     mkdirSync(flags.out, { recursive: true })
     writeFileSync(path.join(flags.out, 'timeseries.csv'), timeSeriesCsv(result))
     writeFileSync(path.join(flags.out, 'summary.json'), `${summaryJson(result)}\n`)
+    for (const plot of await experimentPlots(result)) {
+      writeFileSync(path.join(flags.out, `${plot.name}.svg`), plot.svg)
+      writeFileSync(path.join(flags.out, `${plot.name}.png`), plot.png)
+    }
   }
   process.stdout.write(`${flags.json === true ? summaryJson(result) : summaryText(result)}\n`)
 }

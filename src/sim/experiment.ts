@@ -76,6 +76,10 @@ export interface ExperimentResult {
   readonly bytesPerNodePerSec: number
   /** Per (crashed node, live observer): ms from the crash until the observer marked it dead. */
   readonly detectionMs: { readonly p50: number; readonly p99: number; readonly samples: number; readonly undetected: number } | null
+  /** Every detection time measured (ms), for the distribution plot. */
+  readonly detectionSamples: readonly number[]
+  /** Virtual ms from the start at which the first write was made (null: no write). */
+  readonly firstWriteAtMs: number | null
   /** Dead events about nodes that were running and reachable from the observer at the time. */
   readonly falsePositives: number
   /** Whether the live nodes hold the same state at the end. */
@@ -295,6 +299,8 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
       crashedAt.size === 0 && detection.length === 0
         ? null
         : { p50: percentile(sortedDetection, 50), p99: percentile(sortedDetection, 99), samples: detection.length, undetected: Math.max(0, crashedObservers - detection.length) },
+    detectionSamples: sortedDetection,
+    firstWriteAtMs: writeAt[0] ?? null,
     falsePositives,
     converged: sim.converged(),
     timeSeries: rows,
