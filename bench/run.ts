@@ -54,7 +54,7 @@ export function makePlan(quick: boolean): Plan {
     return {
       quick,
       sizes: [10, 100, 1000],
-      fanouts: [1, 3],
+      fanouts: [1, 2, 3],
       seeds: seedList(5),
       seedsAt10k: [],
       trafficSizes: [100, 1000],
@@ -70,7 +70,7 @@ export function makePlan(quick: boolean): Plan {
   return {
     quick,
     sizes: [10, 100, 1000, 10_000],
-    fanouts: [1, 3],
+    fanouts: [1, 2, 3],
     seeds: seedList(20),
     seedsAt10k: seedList(20),
     trafficSizes: [100, 1000, 10_000],
