@@ -29,6 +29,7 @@
  *    with zero latency, so a rumor can be relayed more than once within one
  *    interval. Measured, like the engine, from a write at a random instant.
  */
+import { meanFieldNextUninformed } from '../src/sim/theory-curve.js'
 import { SeededRandom } from '../src/util/random.js'
 import type { TheoryResult, TheoryTask } from './common.js'
 
@@ -73,10 +74,7 @@ export function meanFieldRounds(n: number, f: number): { p50: number; p99: numbe
   let u = n - 1
   let p50 = NaN
   for (let t = 1; t <= 1000; t++) {
-    let pullFails = 1
-    for (let k = 0; k < f; k++) pullFails *= Math.max(0, u - 1 - k) / (n - 1 - k)
-    const pushMisses = Math.pow(1 - Math.min(1, f / (n - 1)), n - u)
-    u = u * pullFails * pushMisses
+    u = meanFieldNextUninformed(u, n, f)
     if (Number.isNaN(p50) && u <= Math.LN2) p50 = t
     if (u <= -Math.log(0.99)) return { p50, p99: t }
   }

@@ -12,10 +12,10 @@ import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } 
 import { PRESETS } from './membership/presets.js'
 import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, parseHostPort } from './runtime/address.js'
-import { sendAll } from './runtime/transport.js'
+import { type WireLimits, receiveInto, sendAll } from './runtime/transport.js'
 import { UdpTransport } from './runtime/udp-transport.js'
-import { type KeyInfo, Keyring, parseKey } from './security/keyring.js'
-import { PacketSecurity, SALT_BYTES, SEALED_MAGIC, sealOverhead } from './security/packet-security.js'
+import { type KeyInfo, parseKey } from './security/keyring.js'
+import { PacketSecurity, SALT_BYTES, sealOverhead } from './security/packet-security.js'
 import type { StateChange } from './state/cluster-state.js'
 import type { Entry, Value } from './state/entry.js'
 import { SeededRandom } from './util/random.js'
@@ -141,15 +141,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     /** The address peers reach this node at. */
     readonly address: string,
     private readonly security: PacketSecurity | undefined,
-    /** Largest packet on the wire, sealed or not. */
-    private readonly wirePacketBytes: number,
-    private readonly wireStreamBytes: number,
+    /** Largest packet and stream message on the wire, sealed or not. */
+    private readonly wire: WireLimits,
   ) {
     super()
-    this.seal = security === undefined ? undefined : (bytes) => security.outgoing(bytes)
   }
-
-  private readonly seal: ((bytes: Buffer) => Buffer) | undefined
 
   /**
    * Validates the options, binds the sockets and starts gossiping. `restore`
@@ -164,16 +160,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const bind = parseHostPort(o.bind, 'bind')
     // Sealing adds bytes: the engine builds messages that still fit a datagram once sealed.
     const overhead = o.encryption === undefined ? 0 : sealOverhead(o.label)
-    const security =
-      o.encryption === undefined
-        ? undefined
-        : new PacketSecurity({
-            keyring: Keyring.fromBase64(o.encryption.keys),
-            label: o.label,
-            verifyIncoming: o.encryption.verifyIncoming,
-            verifyOutgoing: o.encryption.verifyOutgoing,
-            sessionSalt: randomBytes(SALT_BYTES),
-          })
+    const security = o.encryption === undefined ? undefined : PacketSecurity.fromSetting(o.encryption, o.label, randomBytes(SALT_BYTES))
     // The transport delivers to the node created once the sockets are bound.
     const holder: { node?: Grapevine } = {}
     const transport = await UdpTransport.open(
@@ -224,7 +211,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
     const engine = new GossipEngine(config, random, now)
     if (restore !== undefined) engine.restore(now, restore.snapshot, restore.trusted)
-    const node = new Grapevine(engine, transport, address, security, o.maxPacketBytes, o.maxStreamBytes + overhead)
+    const node = new Grapevine(engine, transport, address, security, { packetBytes: o.maxPacketBytes, streamBytes: o.maxStreamBytes + overhead })
     holder.node = node
     node.seedSpecs = o.seeds
     node.dnsServers = o.dnsServers
@@ -279,11 +266,6 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** What a data dir keeps across restarts: the state (tombstones included), our incarnation, the members. */
   persistentState(): { snapshot: StateSnapshot; incarnation: number; members: Member[] } {
     return { snapshot: this.engine.snapshot(), incarnation: this.engine.membership.currentIncarnation, members: this.members() }
-  }
-
-  /** Whether a restored snapshot older than the retention still waits for a peer's full state. */
-  get awaitingReset(): boolean {
-    return this.engine.awaitingReset
   }
 
   /** Stored entries: live keys and tombstones awaiting collection. */
@@ -456,16 +438,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   private onMessage(from: string, bytes: Buffer, stream: boolean): void {
     if (this.stopped) return
-    const now = Date.now()
-    if (this.security !== undefined) {
-      const opened = this.security.incoming(bytes, stream ? this.wireStreamBytes : this.wirePacketBytes)
-      if (!opened.ok) this.engine.dropPacket(from, opened.reason, opened.detail)
-      else this.engine.receive(now, from, opened.bytes, stream)
-    } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
-      this.engine.dropPacket(from, 'unknown-key', 'an encrypted packet, and this node has no keyring')
-    } else {
-      this.engine.receive(now, from, bytes, stream)
-    }
+    receiveInto(this.engine, this.security, this.wire, Date.now(), from, bytes, stream)
     this.flush()
   }
 
@@ -498,7 +471,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Sends what the engine queued, emits its changes, and arms the timer for its next wake. */
   private flush(): void {
     if (this.stopped) return
-    sendAll(this.engine.takeOutbox(), this.transport, this.seal)
+    sendAll(this.engine.takeOutbox(), this.transport, this.security)
     const changes = this.engine.takeChanges()
     for (const c of changes) this.emit('change', publicChange(c))
     if (changes.length > 0) this.announceHash()

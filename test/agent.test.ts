@@ -14,15 +14,6 @@ import { waitFor } from '../src/util/wait.js'
 import { type AgentProcess, api, cli, startAgent, stopAgent } from './helpers/agent-process.js'
 import { DnsResponder } from './helpers/dns-responder.js'
 
-async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await sleep(100)
-  }
-  return check()
-}
-
 describe('grapevine agent', () => {
   const running: AgentProcess[] = []
   const dirs: string[] = []
@@ -50,7 +41,7 @@ describe('grapevine agent', () => {
       assert.equal(r.json.key, `conv/${a.name}`)
       assert.equal(r.json.version.origin, a.name)
     }
-    const converged = await waitForAsync(async () => {
+    const converged = await waitFor(async () => {
       const s = await Promise.all(all.map((a) => api(a, 'GET', '/v1/status')))
       return s.every((x) => x.json.cluster.converged === true && x.json.keys === 5 && x.json.stateHash === s[0]!.json.stateHash && x.json.members.alive === 5)
     }, 20_000)
@@ -71,7 +62,7 @@ describe('grapevine agent', () => {
     }
     // SIGTERM: a graceful leave, seen as `left` by the others; exit code 0.
     assert.equal(await stopAgent(all[4]!), 0)
-    const left = await waitForAsync(async () => (await api(first, 'GET', '/v1/members')).json.find((m: { name: string }) => m.name === 'c5')?.status === 'left', 10_000)
+    const left = await waitFor(async () => (await api(first, 'GET', '/v1/members')).json.find((m: { name: string }) => m.name === 'c5')?.status === 'left', 10_000)
     assert.ok(left, 'the others see c5 as left')
   })
 
@@ -188,7 +179,7 @@ describe('grapevine agent', () => {
     await api(a, 'PUT', '/v1/kv/kept', 'yes')
     await api(a, 'PUT', '/v1/kv/gone', 'soon')
     await api(a, 'DELETE', '/v1/kv/gone')
-    assert.ok(await waitForAsync(async () => (await api(seed, 'GET', '/v1/kv/kept')).status === 200, 10_000))
+    assert.ok(await waitFor(async () => (await api(seed, 'GET', '/v1/kv/kept')).status === 200, 10_000))
     assert.equal(await stopAgent(a), 0)
     // No --join this time: it knows its members from the snapshot.
     a = await agent('d1', ['--data-dir', dir])
@@ -197,7 +188,7 @@ describe('grapevine agent', () => {
     assert.equal(status.json.tombstones, 1, 'the tombstone too')
     assert.equal((await api(a, 'GET', '/v1/kv/kept')).json.value, 'yes')
     assert.ok(
-      await waitForAsync(async () => (await api(a, 'GET', '/v1/members')).json.filter((m: { status: string }) => m.status === 'alive').length === 2, 10_000),
+      await waitFor(async () => (await api(a, 'GET', '/v1/members')).json.filter((m: { status: string }) => m.status === 'alive').length === 2, 10_000),
       'rejoined the cluster without seeds',
     )
     assert.equal(await stopAgent(a), 0)
@@ -211,7 +202,7 @@ describe('grapevine agent', () => {
     assert.equal(refused.code, 2, 'exit code 2: a restart would not help')
     assert.match(refused.stderr, /checksum.*--discard-snapshot/s)
     a = await agent('d1', ['--data-dir', dir, '--discard-snapshot', '--join', seed.gossip])
-    assert.ok(await waitForAsync(async () => (await api(a, 'GET', '/v1/kv/kept')).status === 200, 10_000), 'the cluster gives the data back')
+    assert.ok(await waitFor(async () => (await api(a, 'GET', '/v1/kv/kept')).status === 200, 10_000), 'the cluster gives the data back')
   })
 
   test('configuration: flag over environment over file over default; a bad value names its flag before binding', () => {
@@ -243,7 +234,7 @@ describe('grapevine agent', () => {
       await sleep(1000)
       assert.equal((await api(second, 'GET', '/v1/status')).json.members.alive, 1, 'alone while the name does not resolve')
       dns.records.set('seeds.grapevine.test', ['127.0.0.1'])
-      const joined = await waitForAsync(async () => (await api(second, 'GET', '/v1/status')).json.members.alive === 2, 15_000)
+      const joined = await waitFor(async () => (await api(second, 'GET', '/v1/status')).json.members.alive === 2, 15_000)
       assert.ok(joined, 'joined once the name resolved')
       assert.ok(dns.queries >= 2, `the name was looked up again (${dns.queries} queries)`)
     } finally {
@@ -258,7 +249,7 @@ describe('grapevine agent', () => {
     let a = await agent('old1', [...retention, '--join', seed.gossip, '--data-dir', dir])
     await api(a, 'PUT', '/v1/kv/doomed', 'v')
     await api(a, 'PUT', '/v1/kv/survivor', 'v')
-    assert.ok(await waitForAsync(async () => (await api(seed, 'GET', '/v1/kv?prefix=')).json.length === 2, 10_000))
+    assert.ok(await waitFor(async () => (await api(seed, 'GET', '/v1/kv?prefix=')).json.length === 2, 10_000))
     assert.equal(await stopAgent(a), 0)
     // While old1 is away: the key is deleted, and the tombstone collected after the retention.
     await api(seed, 'DELETE', '/v1/kv/doomed')
@@ -266,7 +257,7 @@ describe('grapevine agent', () => {
     assert.equal((await api(seed, 'GET', '/v1/status')).json.tombstones, 0, 'the tombstone was collected')
     a = await agent('old1', [...retention, '--data-dir', dir])
     assert.ok(a.logs.some((l) => String(l.msg).includes('older than the tombstone retention')), 'the agent says its snapshot is not trusted')
-    const settled = await waitForAsync(async () => (await api(a, 'GET', '/v1/kv/doomed')).status === 404, 10_000)
+    const settled = await waitFor(async () => (await api(a, 'GET', '/v1/kv/doomed')).status === 404, 10_000)
     assert.ok(settled, 'the deleted key is gone from the returning agent')
     await sleep(1000)
     assert.equal((await api(seed, 'GET', '/v1/kv/doomed')).status, 404, 'and it did not come back to the cluster')
@@ -282,7 +273,7 @@ describe('grapevine agent', () => {
     const a = await agent('hup1', ['--keyring-file', file])
     writeFileSync(file, JSON.stringify({ keys: [k2, k1] }))
     a.child.kill('SIGHUP')
-    const reloaded = await waitForAsync(async () => {
+    const reloaded = await waitFor(async () => {
       const keys = (await api(a, 'GET', '/v1/keyring')).json as { key: string; primary: boolean }[]
       return keys.length === 2 && keys.find((k) => k.primary)?.key === k2
     }, 5000)

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs'
 import { type Logger, destination, pino } from 'pino'
 import { DEFAULT_LIMITS } from '../codec/limits.js'
+import { ENGINE_DEFAULTS } from '../engine/config.js'
 import { Grapevine } from '../node.js'
 import { formatHostPort, parseHostPort } from '../runtime/address.js'
 import type { AgentConfig } from './config.js'
@@ -57,7 +58,7 @@ export class Agent {
       }
     }
     const now = Date.now()
-    const retention = c.tombstoneRetentionMs ?? 24 * 3_600_000
+    const retention = c.tombstoneRetentionMs ?? ENGINE_DEFAULTS.tombstoneRetentionMs
     const trusted = restored === undefined || now - restored.meta.savedAtMs <= retention
     // A restarted agent rejoins through the members it knew, besides its configured seeds.
     const known = restored?.meta.members.filter((m) => m.name !== c.name && (m.status === 'alive' || m.status === 'suspect')).map((m) => m.address) ?? []

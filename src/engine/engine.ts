@@ -296,11 +296,6 @@ export class GossipEngine {
     this.afterActivity()
   }
 
-  /** Whether a restored, untrusted snapshot still waits for a peer's full state. */
-  get awaitingReset(): boolean {
-    return this.resetWanted
-  }
-
   /** When the engine next needs `tick`. */
   nextWakeMs(): number {
     const due = this.state.nextDueMs()

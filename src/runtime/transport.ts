@@ -1,3 +1,6 @@
+import type { GossipEngine } from '../engine/engine.js'
+import { type PacketSecurity, SEALED_MAGIC } from '../security/packet-security.js'
+
 /**
  * What a driver needs from a network: datagrams (best effort, at most
  * `maxPacketBytes`) and one-message reliable streams (larger transfers).
@@ -31,13 +34,45 @@ export interface OutgoingMessage {
 }
 
 /**
- * Hands an engine's queued messages to a transport, through `wrap` (packet
- * encryption) when given. The one send path of both drivers.
+ * Hands an engine's queued messages to a transport, sealed by the node's
+ * packet security when it has one. The one send path of both drivers.
  */
-export function sendAll(messages: readonly OutgoingMessage[], transport: Transport, wrap?: (bytes: Buffer) => Buffer): void {
+export function sendAll(messages: readonly OutgoingMessage[], transport: Transport, security: PacketSecurity | undefined): void {
   for (const out of messages) {
-    const bytes = wrap === undefined ? out.bytes : wrap(out.bytes)
+    const bytes = security === undefined ? out.bytes : security.outgoing(out.bytes)
     if (out.stream) transport.sendStream(out.to, bytes)
     else transport.send(out.to, bytes)
+  }
+}
+
+/** The largest datagram and stream message on the wire (sealed ones included). */
+export interface WireLimits {
+  readonly packetBytes: number
+  readonly streamBytes: number
+}
+
+/**
+ * Hands one received message to an engine: opened by the node's packet
+ * security when it has one (a refused packet is a counted drop), refused as
+ * undecryptable when it is sealed and the node has no keyring. The one
+ * receive path of both drivers.
+ */
+export function receiveInto(
+  engine: GossipEngine,
+  security: PacketSecurity | undefined,
+  wire: WireLimits,
+  nowMs: number,
+  from: string,
+  bytes: Buffer,
+  stream: boolean,
+): void {
+  if (security !== undefined) {
+    const opened = security.incoming(bytes, stream ? wire.streamBytes : wire.packetBytes)
+    if (opened.ok) engine.receive(nowMs, from, opened.bytes, stream)
+    else engine.dropPacket(from, opened.reason, opened.detail)
+  } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
+    engine.dropPacket(from, 'unknown-key', 'an encrypted packet, and this node has no keyring')
+  } else {
+    engine.receive(nowMs, from, bytes, stream)
   }
 }

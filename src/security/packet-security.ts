@@ -2,7 +2,7 @@ import { type KeyObject, createCipheriv, createDecipheriv, createSecretKey, hkdf
 import { Reader, Writer, stringSize } from '../codec/bytes.js'
 import { DEFAULT_LIMITS } from '../codec/limits.js'
 import { DecodeError, type DropReason } from '../errors.js'
-import type { Keyring } from './keyring.js'
+import { Keyring } from './keyring.js'
 
 /**
  * Sealed packets (PROTOCOL.md, "Encryption"): AES-256-GCM under a subkey
@@ -55,6 +55,13 @@ export interface PacketSecurityOptions {
   readonly sessionSalt: Uint8Array
 }
 
+/** A node's `encryption` setting, as `Grapevine.start` and the simulator take it. */
+export interface EncryptionSetting {
+  readonly keys: readonly string[]
+  readonly verifyIncoming?: boolean
+  readonly verifyOutgoing?: boolean
+}
+
 /**
  * Seals outgoing packets and opens incoming ones for one node. It holds no
  * clock and draws no randomness (the salt is given), so the simulator can
@@ -72,6 +79,17 @@ export class PacketSecurity {
   private sendKeyVersion = -1
   private readonly receiveKeys = new Map<string, KeyObject>()
   private receiveKeysVersion: number
+
+  /** From a node's `encryption` setting (base64 keys, the first primary). */
+  static fromSetting(setting: EncryptionSetting, label: string, sessionSalt: Uint8Array): PacketSecurity {
+    return new PacketSecurity({
+      keyring: Keyring.fromBase64(setting.keys),
+      label,
+      sessionSalt,
+      ...(setting.verifyIncoming !== undefined ? { verifyIncoming: setting.verifyIncoming } : {}),
+      ...(setting.verifyOutgoing !== undefined ? { verifyOutgoing: setting.verifyOutgoing } : {}),
+    })
+  }
 
   constructor(private readonly options: PacketSecurityOptions) {
     if (options.sessionSalt.length !== SALT_BYTES) throw new Error(`session salt must be ${SALT_BYTES} bytes`)

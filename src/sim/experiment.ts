@@ -1,5 +1,6 @@
 import { MemberStatus } from '../membership/member.js'
 import { PRESETS, type PresetName } from '../membership/presets.js'
+import { percentile } from '../util/percentile.js'
 import { SeededRandom, randomInt } from '../util/random.js'
 import { type SimNode, Simulation } from './simulation.js'
 
@@ -87,11 +88,6 @@ export interface ExperimentResult {
   readonly timeSeries: readonly TimeSeriesRow[]
   readonly wallMs: number
   readonly peakRssBytes: number
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
 export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number) => void): ExperimentResult {

@@ -7,9 +7,9 @@ import type { StateChange } from '../state/cluster-state.js'
 import type { Value, Version } from '../state/entry.js'
 import { MinHeap } from '../util/heap.js'
 import { SeededRandom } from '../util/random.js'
-import { sendAll } from '../runtime/transport.js'
-import { Keyring } from '../security/keyring.js'
-import { PacketSecurity, SALT_BYTES, SEALED_MAGIC, sealOverhead } from '../security/packet-security.js'
+import { DEFAULT_LIMITS } from '../codec/limits.js'
+import { type WireLimits, receiveInto, sendAll } from '../runtime/transport.js'
+import { type EncryptionSetting, PacketSecurity, SALT_BYTES, sealOverhead } from '../security/packet-security.js'
 import { SimNetwork } from './network.js'
 import { SimTransport } from './sim-transport.js'
 
@@ -42,7 +42,7 @@ export interface SimulationOptions {
   /** Engine settings shared by all nodes (name, address and generation are set per node). */
   readonly engine?: Omit<EngineConfigInput, 'name' | 'address' | 'generation'>
   /** Packet encryption on every node, as `Grapevine`'s `encryption` option (session salts come from the seed). */
-  readonly encryption?: { readonly keys: readonly string[]; readonly verifyIncoming?: boolean; readonly verifyOutgoing?: boolean }
+  readonly encryption?: EncryptionSetting
 }
 
 type SimEvent =
@@ -78,6 +78,9 @@ export class Simulation {
   /** Called with every message as it reaches a live node, before it is opened (a tap for fuzzing corpora and traces). */
   onDeliver: ((fromAddress: string, to: SimNode, bytes: Buffer, stream: boolean) => void) | undefined
   private readonly encryption: SimulationOptions['encryption']
+  /** What sealing adds to a message (0 unencrypted), and the wire limits that follow. */
+  private readonly sealBytes: number
+  private readonly wire: WireLimits
   private readonly route = (fromIndex: number, to: string, bytes: Buffer, stream: boolean): void => this.routeMessage(fromIndex, to, bytes, stream)
 
   constructor(options: SimulationOptions) {
@@ -88,6 +91,8 @@ export class Simulation {
     this.encryption = options.encryption
     const maxPacketBytes = options.engine?.limits?.maxPacketBytes ?? 1400
     this.network = new SimNetwork(this.random.fork(), maxPacketBytes)
+    this.sealBytes = options.encryption === undefined ? 0 : sealOverhead(options.engine?.label ?? '')
+    this.wire = { packetBytes: maxPacketBytes, streamBytes: (options.engine?.limits?.maxStreamBytes ?? DEFAULT_LIMITS.maxStreamBytes) + this.sealBytes }
   }
 
   /** Adds a node. `seeds` defaults to the first node's address. */
@@ -129,11 +134,8 @@ export class Simulation {
     members?: SharedMembers,
   ): GossipEngine {
     const input: EngineConfigInput = { ...this.engineOptions, name, address, generation, seeds }
-    if (this.encryption !== undefined) {
-      // As `Grapevine` does: messages leave room for the seal.
-      const wire = this.engineOptions?.limits?.maxPacketBytes ?? this.network.maxPacketBytes
-      input.limits = { ...this.engineOptions?.limits, maxPacketBytes: wire - sealOverhead(this.engineOptions?.label ?? '') }
-    }
+    // As `Grapevine` does: messages leave room for the seal.
+    if (this.sealBytes > 0) input.limits = { ...this.engineOptions?.limits, maxPacketBytes: this.wire.packetBytes - this.sealBytes }
     return new GossipEngine(engineConfig(input), this.random.fork(), clockMs, members)
   }
 
@@ -142,13 +144,7 @@ export class Simulation {
     if (e === undefined) return undefined
     const salt = Buffer.alloc(SALT_BYTES)
     for (let i = 0; i < SALT_BYTES; i += 4) salt.writeUInt32BE(Math.floor(this.random.next() * 2 ** 32), i)
-    return new PacketSecurity({
-      keyring: Keyring.fromBase64(e.keys),
-      label: this.engineOptions?.label ?? '',
-      sessionSalt: salt,
-      ...(e.verifyIncoming !== undefined ? { verifyIncoming: e.verifyIncoming } : {}),
-      ...(e.verifyOutgoing !== undefined ? { verifyOutgoing: e.verifyOutgoing } : {}),
-    })
+    return PacketSecurity.fromSetting(e, this.engineOptions?.label ?? '', salt)
   }
 
   /**
@@ -256,19 +252,7 @@ export class Simulation {
   /** A message reaches a running node: opened by its packet security (if any), then handed to its engine. */
   private receive(to: SimNode, fromAddress: string, bytes: Buffer, stream: boolean): void {
     this.onDeliver?.(fromAddress, to, bytes, stream)
-    const now = this.clockOf(to)
-    const security = to.security
-    if (security !== undefined) {
-      const limits = to.engine.config.limits
-      const overhead = sealOverhead(to.engine.config.label)
-      const opened = security.incoming(bytes, (stream ? limits.maxStreamBytes : limits.maxPacketBytes) + overhead)
-      if (opened.ok) to.engine.receive(now, fromAddress, opened.bytes, stream)
-      else to.engine.dropPacket(fromAddress, opened.reason, opened.detail)
-    } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
-      to.engine.dropPacket(fromAddress, 'unknown-key', 'an encrypted packet, and this node has no keyring')
-    } else {
-      to.engine.receive(now, fromAddress, bytes, stream)
-    }
+    receiveInto(to.engine, to.security, this.wire, this.clockOf(to), fromAddress, bytes, stream)
     this.flush(to)
   }
 
@@ -285,8 +269,7 @@ export class Simulation {
   /** Sends what the engine queued, reports its changes, and reschedules its tick. */
   private flush(node: SimNode): void {
     const engine = node.engine
-    const security = node.security
-    sendAll(engine.takeOutbox(), node.transport, security === undefined ? undefined : (b) => security.outgoing(b))
+    sendAll(engine.takeOutbox(), node.transport, node.security)
     const changes = engine.takeChanges()
     if (changes.length > 0 && this.onChange !== undefined) {
       for (const c of changes) this.onChange(node, c, this.now)
