@@ -31,6 +31,8 @@ export interface SpreadTask {
   /** 'anti-entropy': eagerPush false; 'eager': defaults; 'push-only': eager push with no anti-entropy round. */
   readonly mode: SpreadMode
   readonly seeds: readonly number[]
+  /** Gossip interval (ms); INTERVAL_MS unless set. Rounds are always counted in this run's interval. */
+  readonly intervalMs?: number
 }
 export type SpreadMode = 'anti-entropy' | 'eager' | 'push-only'
 
@@ -46,6 +48,10 @@ export interface TheoryTask {
 export interface TrafficTask {
   readonly kind: 'traffic'
   readonly n: number
+  /** Peers per gossip round (the default, 3, unless set). */
+  readonly fanout?: number
+  /** Gossip interval (ms); INTERVAL_MS unless set. */
+  readonly intervalMs?: number
   readonly seed: number
   readonly idleMs: number
   readonly writeMs: number
@@ -75,11 +81,22 @@ export interface JoinTask {
 }
 
 /** An idle formed cluster of `n` nodes for `simMs` virtual ms: wall time and peak RSS. */
+/**
+ * `grapevine sim` at scale: the same experiment the command runs (lan
+ * preset, defaults), timed in a process of its own; with `plotsDir`, its
+ * plots are written there for the report to link.
+ */
 export interface ScaleTask {
   readonly kind: 'scale'
   readonly n: number
   readonly simMs: number
   readonly seed: number
+  /** Nodes crashed at `crashAtMs` (0: none). */
+  readonly crash: number
+  readonly crashAtMs: number
+  readonly plotsDir?: string
+  /** Heap limit of the worker (MiB), for the largest runs. */
+  readonly maxOldSpaceMiB?: number
 }
 
 /** A crashed member: time to first suspicion and until every live node marks it dead. */
@@ -193,6 +210,7 @@ export interface SpreadResult {
   readonly kind: 'spread'
   readonly n: number
   readonly fanout: number
+  readonly intervalMs: number
   readonly mode: SpreadMode
   readonly runs: SpreadRun[]
 }
@@ -224,6 +242,8 @@ export interface TrafficPhase {
 export interface TrafficResult {
   readonly kind: 'traffic'
   readonly n: number
+  readonly fanout: number
+  readonly intervalMs: number
   readonly idleMs: number
   readonly writeMs: number
   readonly writesPerSec: number
@@ -291,11 +311,21 @@ export interface ScaleResult {
   readonly kind: 'scale'
   readonly n: number
   readonly simMs: number
-  readonly setupWallMs: number
-  readonly runWallMs: number
-  readonly events: number
+  readonly crash: number
+  /** The command that runs the same experiment. */
+  readonly command: string
+  /** The whole experiment: cluster set-up, the run, the sampling (`wallMs` of the summary). */
+  readonly wallMs: number
   readonly peakRssBytes: number
-  readonly heapUsedBytes: number
+  readonly roundsToAll: number | null
+  readonly timeTo99PctMs: number | null
+  readonly messagesPerNodePerSec: number
+  readonly bytesPerNodePerSec: number
+  readonly detectionMs: { readonly p50: number; readonly p99: number; readonly samples: number; readonly undetected: number } | null
+  readonly falsePositives: number
+  readonly converged: boolean
+  /** Plot files written (relative to `plotsDir`). */
+  readonly plots: string[]
 }
 
 export interface DetectRun {
@@ -479,11 +509,11 @@ export function progress(message: string): void {
 export function describeTask(t: Task): string {
   switch (t.kind) {
     case 'spread':
-      return `spread ${t.mode} n=${t.n} fanout=${t.fanout} seeds=${t.seeds.length === 1 ? t.seeds[0] : `${t.seeds[0]}..${t.seeds[t.seeds.length - 1]}`}`
+      return `spread ${t.mode} n=${t.n} fanout=${t.fanout}${t.intervalMs === undefined ? '' : ` interval=${t.intervalMs}ms`} seeds=${t.seeds.length === 1 ? t.seeds[0] : `${t.seeds[0]}..${t.seeds[t.seeds.length - 1]}`}`
     case 'theory':
       return `theory n=${t.n} fanout=${t.fanout}`
     case 'traffic':
-      return `traffic n=${t.n}`
+      return `traffic n=${t.n}${t.fanout === undefined ? '' : ` fanout=${t.fanout}`}${t.intervalMs === undefined ? '' : ` interval=${t.intervalMs}ms`}`
     case 'merge':
       return `merge ${t.entries} entries`
     case 'memory':

@@ -25,11 +25,12 @@ export function runSpread(task: SpreadTask): SpreadResult {
       progress(`  ${task.mode} n=${task.n} f=${task.fanout} seed=${seed}: ${r.ms === null ? 'incomplete' : `${r.ms} ms`} (wall ${(r.wallMs / 1000).toFixed(1)} s)`)
     }
   }
-  return { kind: 'spread', n: task.n, fanout: task.fanout, mode: task.mode, runs }
+  return { kind: 'spread', n: task.n, fanout: task.fanout, intervalMs: task.intervalMs ?? INTERVAL_MS, mode: task.mode, runs }
 }
 
 function spreadOnce(task: SpreadTask, seed: number): SpreadRun {
   const wall0 = performance.now()
+  const interval = task.intervalMs ?? INTERVAL_MS
   const pushOnly = task.mode === 'push-only'
   const sim = new Simulation({
     seed,
@@ -38,7 +39,7 @@ function spreadOnce(task: SpreadTask, seed: number): SpreadRun {
       eagerPush: task.mode !== 'anti-entropy',
       // Push-only: the first round of every node falls at a random phase within
       // the interval, so an interval of 10^12 ms means no round in the run.
-      gossipIntervalMs: pushOnly ? 1e12 : INTERVAL_MS,
+      gossipIntervalMs: pushOnly ? 1e12 : interval,
     },
   })
   sim.network.faults.minLatencyMs = 1
@@ -47,7 +48,7 @@ function spreadOnce(task: SpreadTask, seed: number): SpreadRun {
   // The writer and the moment of the write (relative to the nodes' random
   // round phases) are drawn from the seed too.
   const choice = new SeededRandom(seed * 7919 + 17)
-  sim.runFor(2 * INTERVAL_MS + randomInt(choice, INTERVAL_MS))
+  sim.runFor(2 * interval + randomInt(choice, interval))
   const writer = nodes[randomInt(choice, nodes.length)]!
   const key = 'bench/spread'
   const learnedAt = new Float64Array(task.n).fill(-1)
@@ -63,9 +64,9 @@ function spreadOnce(task: SpreadTask, seed: number): SpreadRun {
   t0 = sim.now
   sim.set(writer, key, 'v1')
   if (pushOnly) {
-    sim.runFor(5 * INTERVAL_MS) // pushes are over within milliseconds
+    sim.runFor(5 * interval) // pushes are over within milliseconds
   } else {
-    while (count < task.n && sim.now - t0 < MAX_ROUNDS * INTERVAL_MS) sim.runFor(250)
+    while (count < task.n && sim.now - t0 < MAX_ROUNDS * interval) sim.runFor(interval / 4)
   }
   const times = [...learnedAt].filter((t) => t >= 0).sort((a, b) => a - b)
   const half = times[Math.ceil(task.n / 2) - 1]

@@ -46,7 +46,7 @@ export const MEMBERSHIP_TYPES = [
 /** Bytes of membership messages the given nodes have sent. */
 export function membershipBytes(stats: readonly EngineStats[]): number {
   let b = 0
-  for (const st of stats) for (const t of MEMBERSHIP_TYPES) b += st.bytesByType.get(t) ?? 0
+  for (const st of stats) for (const t of MEMBERSHIP_TYPES) b += st.bytesByType.get(t)
   return b
 }
 
@@ -88,7 +88,7 @@ export function runMemberTraffic(task: MemberTrafficTask): MemberTrafficResult {
   const bytesOf = (): number => membershipBytes(nodes.map((n) => n.engine.stats))
   const msgsOf = (): number => {
     let m = 0
-    for (const n of nodes) for (const t of MEMBERSHIP_TYPES) m += n.engine.stats.sentByType.get(t) ?? 0
+    for (const n of nodes) for (const t of MEMBERSHIP_TYPES) m += n.engine.stats.sentByType.get(t)
     return m
   }
   const b0 = bytesOf()

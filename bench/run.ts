@@ -17,7 +17,7 @@ import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { RESULT_PREFIX, type Task, type WorkerOutput, describeTask, progress, seedList } from './common.js'
+import { INTERVAL_MS, RESULT_PREFIX, type Task, type WorkerOutput, describeTask, progress, seedList } from './common.js'
 import { type Plan, type TaskOutcome, renderReport } from './report.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -49,7 +49,7 @@ function parseArgs(argv: readonly string[]): Options {
 }
 
 /** What to measure. Sizes and seed counts are stated in the report. */
-export function makePlan(quick: boolean): Plan {
+export function makePlan(quick: boolean, plotsDir: string): Plan {
   if (quick) {
     return {
       quick,
@@ -61,7 +61,8 @@ export function makePlan(quick: boolean): Plan {
       traffic: { idleMs: 3000, writeMs: 5000, writesPerSec: 5 },
       merge: { entries: 200_000, overwriteKeys: 1000, deltaMessages: 4000, reps: 1 },
       keys: 20_000,
-      scale: { n: 1000, simMs: 10_000 },
+      scale: [{ n: 1000, simMs: 15_000, crash: 3, crashAtMs: 3_000, seed: 1, plotsDir }],
+      grid: { n: 100, fanouts: [1, 3], intervalsMs: [250, 1000], seeds: seedList(3) },
       packetRate: { n: 20, simMs: 5_000, writesPerSec: 50 },
       realCpu: { n: 20, settleMs: 2_000, measureMs: 5_000, writesPerSec: 100 },
       membership: membershipPlan([10, 100, 1000], 5, 0, 300_000),
@@ -77,7 +78,13 @@ export function makePlan(quick: boolean): Plan {
     traffic: { idleMs: 10_000, writeMs: 20_000, writesPerSec: 5 },
     merge: { entries: 1_000_000, overwriteKeys: 1000, deltaMessages: 20_000, reps: 5 },
     keys: 100_000,
-    scale: { n: 10_000, simMs: 60_000 },
+    scale: [
+      // The issue's target run: 10,000 nodes, 60 simulated seconds, lan preset; ten crashes halfway for the detection plot.
+      { n: 10_000, simMs: 60_000, crash: 10, crashAtMs: 30_000, seed: 1, plotsDir },
+      // 100,000 nodes must run: wall time and memory are recorded.
+      { n: 100_000, simMs: 10_000, crash: 0, crashAtMs: 0, seed: 1, maxOldSpaceMiB: 16_000 },
+    ],
+    grid: { n: 1000, fanouts: [1, 2, 3], intervalsMs: [250, 500, 1000, 2000], seeds: seedList(10) },
     packetRate: { n: 100, simMs: 30_000, writesPerSec: 100 },
     realCpu: { n: 100, settleMs: 10_000, measureMs: 20_000, writesPerSec: 100 },
     membership: membershipPlan([10, 100, 1000, 10_000], 20, 3, 3_600_000),
@@ -121,16 +128,32 @@ function tasksOf(plan: Plan): Scheduled[] {
         out.push({ task: { kind: 'spread', n, fanout, mode: 'anti-entropy', seeds }, exclusive: false, cost: n * seeds.length })
       }
     }
-    // Eager push at the default fanout (3).
-    if (n >= 10_000) {
-      for (const s of seeds) out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'eager', seeds: [s] }, exclusive: false, cost: n / 2 })
-    } else {
-      out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'eager', seeds }, exclusive: false, cost: (n * seeds.length) / 2 })
+    // Eager push (the default) at every fanout: what the table for choosing a fanout quotes.
+    for (const fanout of plan.fanouts) {
+      if (n >= 10_000) {
+        for (const s of seeds) out.push({ task: { kind: 'spread', n, fanout, mode: 'eager', seeds: [s] }, exclusive: false, cost: n / 2 })
+      } else {
+        out.push({ task: { kind: 'spread', n, fanout, mode: 'eager', seeds }, exclusive: false, cost: (n * seeds.length) / 2 })
+      }
     }
     out.push({ task: { kind: 'spread', n, fanout: 3, mode: 'push-only', seeds }, exclusive: false, cost: (n * seeds.length) / 10 })
   }
   for (const n of plan.trafficSizes) {
     out.push({ task: { kind: 'traffic', n, seed: 1, ...plan.traffic }, exclusive: false, cost: n * 10 })
+  }
+  // The grid for choosing interval and fanout: eager spread and traffic at every pair, at one size
+  // (the default interval's spread runs are in the tables above; fanout 3 at the default interval is in trafficSizes).
+  const g = plan.grid
+  for (const fanout of g.fanouts) {
+    for (const intervalMs of g.intervalsMs) {
+      const atDefault = intervalMs === INTERVAL_MS
+      if (!(atDefault && fanout === 3 && plan.trafficSizes.includes(g.n))) {
+        out.push({ task: { kind: 'traffic', n: g.n, fanout, intervalMs, seed: 1, ...plan.traffic }, exclusive: false, cost: g.n * 10 })
+      }
+      if (!(atDefault && plan.sizes.includes(g.n))) {
+        out.push({ task: { kind: 'spread', n: g.n, fanout, mode: 'eager', seeds: g.seeds, intervalMs }, exclusive: false, cost: (g.n * g.seeds.length) / 2 })
+      }
+    }
   }
   const m = plan.membership
   for (const n of m.detectSizes) {
@@ -151,7 +174,7 @@ function tasksOf(plan: Plan): Scheduled[] {
   out.push({ task: { kind: 'memory', keys: plan.keys }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'join', keys: plan.keys, seed: 1 }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'merge', ...plan.merge }, exclusive: true, cost: 0 })
-  out.push({ task: { kind: 'scale', seed: 1, ...plan.scale }, exclusive: true, cost: 0 })
+  for (const sc of plan.scale) out.push({ task: { kind: 'scale', ...sc }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'packet-rate', seed: 1, ...plan.packetRate }, exclusive: true, cost: 0 })
   out.push({ task: { kind: 'real-cpu', ...plan.realCpu }, exclusive: true, cost: 0 })
   return out
@@ -161,7 +184,8 @@ function tasksOf(plan: Plan): Scheduled[] {
 function runWorker(task: Task): Promise<TaskOutcome> {
   return new Promise((resolve) => {
     const t0 = performance.now()
-    const child = spawn(process.execPath, ['--expose-gc', workerPath, JSON.stringify(task)], {
+    const heap = task.kind === 'scale' && task.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${task.maxOldSpaceMiB}`] : []
+    const child = spawn(process.execPath, ['--expose-gc', ...heap, workerPath, JSON.stringify(task)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     let stdout = ''
@@ -209,14 +233,15 @@ async function runAll(scheduled: Scheduled[], jobs: number): Promise<TaskOutcome
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2))
-  const plan = makePlan(options.quick)
+  // The plots of the scale run go beside the report, in docs/bench/, and the report links them.
+  const plan = makePlan(options.quick, path.join(path.dirname(options.out), 'docs', 'bench'))
   const scheduled = tasksOf(plan)
   const startedAt = new Date()
   const t0 = performance.now()
   progress(`${options.quick ? 'quick' : 'full'} run: ${scheduled.length} tasks, ${options.jobs} at a time`)
   const outcomes = await runAll(scheduled, options.jobs)
   const totalWallMs = performance.now() - t0
-  const markdown = renderReport({ plan, outcomes, startedAt, totalWallMs, jobs: options.jobs })
+  const markdown = renderReport({ plan, outcomes, startedAt, totalWallMs, jobs: options.jobs, reportDir: path.dirname(options.out) })
   writeFileSync(options.out, markdown)
   progress(`wrote ${options.out} (${(totalWallMs / 1000).toFixed(0)} s)`)
   if (outcomes.some((o) => o.error !== undefined)) process.exitCode = 1

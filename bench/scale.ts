@@ -1,27 +1,70 @@
 /**
- * The simulator at scale: an idle formed cluster (default engine settings)
- * run for a stretch of virtual time. Wall time, events and the process's peak
- * RSS (the worker process runs this alone, so the peak is this simulation's).
+ * `grapevine sim` at scale: the very experiment the command runs (the spec
+ * built from the same flags, `lan` preset, defaults), in a worker process of
+ * its own so that its peak RSS is this simulation's. With `plotsDir`, the
+ * command's plots are written there for BENCHMARKS.md to link.
  */
-import { Simulation } from '../src/sim/simulation.js'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { type SimFlags, specFromFlags } from '../src/cli/sim-command.js'
+import { runExperiment } from '../src/sim/experiment.js'
+import { experimentPlots } from '../src/sim/plots.js'
 import { type ScaleResult, type ScaleTask, progress } from './common.js'
 
-export function runScale(task: ScaleTask): ScaleResult {
-  const t0 = performance.now()
-  const sim = new Simulation({ seed: task.seed })
-  sim.addCluster(task.n)
-  const setupWallMs = performance.now() - t0
-  const t1 = performance.now()
-  const step = 10_000
-  for (let done = 0; done < task.simMs; done += step) {
-    sim.runFor(Math.min(step, task.simMs - done))
-    progress(`  scale n=${task.n}: ${(Math.min(task.simMs, done + step) / 1000).toFixed(0)} sim-s, ${((performance.now() - t1) / 1000).toFixed(1)} s wall`)
+/** The `grapevine sim` flags of a scale task (also printed in the report, to rerun it by hand). */
+export function scaleFlags(task: ScaleTask): SimFlags {
+  return {
+    nodes: String(task.n),
+    duration: `${task.simMs / 1000}s`,
+    preset: 'lan',
+    seed: String(task.seed),
+    ...(task.crash > 0 ? { crash: `${task.crash}@${task.crashAtMs / 1000}s` } : {}),
   }
-  const runWallMs = performance.now() - t1
-  const peakRssBytes = process.resourceUsage().maxRSS * 1024
-  const gc = (globalThis as { gc?: () => void }).gc
-  if (gc !== undefined) gc()
-  const heapUsedBytes = process.memoryUsage().heapUsed
-  if (sim.nodes.length !== task.n) throw new Error('scale bench: node count changed')
-  return { kind: 'scale', n: task.n, simMs: task.simMs, setupWallMs, runWallMs, events: sim.eventsProcessed, peakRssBytes, heapUsedBytes }
+}
+
+export function scaleCommand(task: ScaleTask): string {
+  const f = scaleFlags(task)
+  const heap = task.maxOldSpaceMiB === undefined ? '' : `NODE_OPTIONS=--max-old-space-size=${task.maxOldSpaceMiB} `
+  return `${heap}grapevine sim --nodes ${f.nodes} --duration ${f.duration} --preset lan --seed ${f.seed}${f.crash === undefined ? '' : ` --crash ${f.crash}`}`
+}
+
+export async function runScale(task: ScaleTask): Promise<ScaleResult> {
+  const spec = specFromFlags(scaleFlags(task))
+  const tag = `scale n=${task.n}`
+  const t0 = performance.now()
+  let reported = 0
+  const r = runExperiment(spec, (doneMs) => {
+    if (doneMs - reported < 10_000 && doneMs < spec.durationMs) return
+    reported = doneMs
+    progress(`  ${tag}: ${(doneMs / 1000).toFixed(0)} sim-s, ${((performance.now() - t0) / 1000).toFixed(1)} s wall`)
+  })
+  const plots: string[] = []
+  if (task.plotsDir !== undefined) {
+    mkdirSync(task.plotsDir, { recursive: true })
+    for (const plot of await experimentPlots(r)) {
+      for (const [ext, bytes] of [['svg', plot.svg], ['png', plot.png]] as const) {
+        const file = `sim-${task.n}-${plot.name}.${ext}`
+        writeFileSync(path.join(task.plotsDir, file), bytes)
+        plots.push(file)
+      }
+    }
+  }
+  if (!r.converged) progress(`  ${tag}: not converged at the end`)
+  return {
+    kind: 'scale',
+    n: task.n,
+    simMs: task.simMs,
+    crash: task.crash,
+    command: scaleCommand(task),
+    wallMs: r.wallMs,
+    peakRssBytes: r.peakRssBytes,
+    roundsToAll: r.roundsToAll,
+    timeTo99PctMs: r.timeTo99PctMs,
+    messagesPerNodePerSec: r.messagesPerNodePerSec,
+    bytesPerNodePerSec: r.bytesPerNodePerSec,
+    detectionMs: r.detectionMs,
+    falsePositives: r.falsePositives,
+    converged: r.converged,
+    plots,
+  }
 }

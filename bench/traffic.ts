@@ -58,7 +58,7 @@ function phase(a: Snapshot, b: Snapshot, ms: number): TrafficPhase {
 
 export function runTraffic(task: TrafficTask): TrafficResult {
   const wall0 = performance.now()
-  const sim = new Simulation({ seed: task.seed, engine: { gossipIntervalMs: INTERVAL_MS } })
+  const sim = new Simulation({ seed: task.seed, engine: { gossipIntervalMs: task.intervalMs ?? INTERVAL_MS, ...(task.fanout === undefined ? {} : { fanout: task.fanout }) } })
   sim.network.faults.minLatencyMs = 1
   sim.network.faults.maxLatencyMs = 1
   const nodes = sim.addCluster(task.n)
@@ -132,6 +132,8 @@ export function runTraffic(task: TrafficTask): TrafficResult {
   return {
     kind: 'traffic',
     n: task.n,
+    fanout: task.fanout ?? 3,
+    intervalMs: task.intervalMs ?? INTERVAL_MS,
     idleMs: task.idleMs,
     writeMs: task.writeMs,
     writesPerSec: task.writesPerSec,

@@ -96,23 +96,32 @@ describe('member table', () => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant('set' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), inc: fc.nat(3), status: fc.constantFrom(0, 1, 2, 3) }),
     fc.record({ kind: fc.constant('remove' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
+    fc.record({ kind: fc.constant('heard' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), at: fc.nat(1000) }),
   )
 
-  test('counts, size, fingerprint and slots agree with the contents after any changes, from any base', () => {
+  test('counts, size, fingerprint, slots and heard times agree with the contents after any changes, from any base', () => {
     fc.assert(
       fc.property(fc.subarray(['a', 'b', 'c']), fc.array(op, { maxLength: 40 }), (baseNames, ops) => {
         const table = new MemberTable(new SharedMembers(baseNames.map(known)))
         const model = new Map<string, Member>(baseNames.map((n) => [n, known(n)]))
+        // Heard times: kept while the member stays, forgotten when it is removed, never noted for a stranger.
+        const heard = new Map<string, number>()
         for (const o of ops) {
           if (o.kind === 'set') {
             const m = { ...known(o.name), incarnation: o.inc, status: o.status as MemberStatus }
             table.set(m)
             model.set(o.name, m)
-          } else {
+          } else if (o.kind === 'remove') {
             table.remove(o.name)
             model.delete(o.name)
+            heard.delete(o.name)
+          } else {
+            const m = table.noteHeard(o.name, o.at)
+            assert.deepEqual(m, model.get(o.name))
+            if (model.has(o.name)) heard.set(o.name, o.at)
           }
         }
+        for (const n of ['a', 'b', 'c', 'd', 'e']) assert.equal(table.heardAt(n), heard.get(n), `heard time of ${n}`)
         assert.equal(table.size, model.size)
         assert.deepEqual([...table].map((m) => m.name).sort(), [...model.keys()].sort())
         const fp = new SetFingerprint()

@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { cli } from './helpers/agent-process.js'
+import { runExperiment } from '../src/sim/experiment.js'
 
 function withoutMeasured(json: string): Record<string, unknown> {
   const o = JSON.parse(json) as Record<string, unknown>
@@ -85,5 +86,19 @@ describe('grapevine sim', () => {
     assert.ok(s.timeToAllMs > 7000, `the write reached everyone only after the heal (${s.timeToAllMs} ms after it was made)`)
     assert.equal(s.converged, true)
   })
-})
 
+  test('members by status in the time series follow crashes, detection and restarts', () => {
+    const spec = { nodes: 40, fanout: 3, intervalMs: 1000, preset: 'lan' as const, loss: 0, latencyMs: [1, 1] as const, eagerPush: true, writesPerSec: 0, seed: 5 }
+    const rowAt = (rows: readonly { tMs: number }[], ms: number) => rows.find((x) => x.tMs === ms)!
+    const crashed = runExperiment({ ...spec, durationMs: 15_000, events: [{ at: 2000, kind: 'crash', count: 3 }] })
+    assert.deepEqual(rowAt(crashed.timeSeries, 1000), { ...rowAt(crashed.timeSeries, 1000), alive: 40 * 40, suspect: 0, dead: 0 }, 'a formed cluster: everyone alive in every view')
+    const end = crashed.timeSeries.at(-1)!
+    assert.equal(end.dead, 3 * 37, 'each of the 37 live nodes holds the 3 crashed ones dead')
+    assert.equal(end.alive, 37 * 37)
+    assert.equal(end.suspect, 0)
+    const back = runExperiment({ ...spec, durationMs: 25_000, events: [{ at: 2000, kind: 'crash', count: 3 }, { at: 12_000, kind: 'restart' }] })
+    const last = back.timeSeries.at(-1)!
+    assert.equal(last.alive, 40 * 40, 'the restarted processes rejoined, and every view holds all 40 alive')
+    assert.equal(last.dead + last.suspect, 0)
+  })
+})

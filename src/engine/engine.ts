@@ -79,6 +79,8 @@ export class GossipEngine {
   private warnings: string[] = []
   /** When we asked the driver to call `tick` next; being called much later means our process stalled. */
   private plannedWakeMs = Infinity
+  /** How late a wake must be to count as a stall: half a probe timeout (a field, read on every message). */
+  private readonly stallAfterMs: number
   /** Set by `restore` of an untrusted snapshot; cleared by the first full transfer received. */
   private resetWanted = false
   /** The time of the current tick (gossip rounds run inside ticks). */
@@ -98,6 +100,7 @@ export class GossipEngine {
     initialMembers?: SharedMembers,
   ) {
     this.origin = originId(config.name, config.generation)
+    this.stallAfterMs = config.timing.probeTimeoutMs / 2
     this.state = new ClusterState(config.tombstoneRetentionMs)
     this.header = { label: config.label, from: config.name, fromAddress: config.address }
     this.headerBytes = headerSize(this.header)
@@ -191,12 +194,12 @@ export class GossipEngine {
   /** Announces a graceful leave; keep ticking a little so the news goes out, then stop. */
   leave(nowMs: number): void {
     this.membership.leave(nowMs)
-    this.afterActivity()
+    this.afterActivity(nowMs)
   }
 
   setTags(nowMs: number, tags: Tags): void {
     this.membership.setTags(nowMs, tags)
-    this.afterActivity()
+    this.afterActivity(nowMs)
   }
 
   /**
@@ -230,7 +233,7 @@ export class GossipEngine {
     return out
   }
 
-  takeMemberEvents(): MemberEvent[] {
+  takeMemberEvents(): readonly MemberEvent[] {
     return this.membership.takeEvents()
   }
 
@@ -293,7 +296,7 @@ export class GossipEngine {
       // After a stall, do not replay missed rounds in a burst.
       if (this.nextRoundMs <= nowMs) this.nextRoundMs = nowMs + this.config.gossipIntervalMs
     }
-    this.afterActivity()
+    this.afterActivity(nowMs)
   }
 
   /** When the engine next needs `tick`. */
@@ -303,8 +306,9 @@ export class GossipEngine {
     return due === undefined ? at : Math.min(due, at)
   }
 
-  private afterActivity(): void {
-    this.plannedWakeMs = this.nextWakeMs()
+  /** Notes when we want the next tick; a wake already due means now (we are awake), not a time in the past. */
+  private afterActivity(nowMs: number): void {
+    this.plannedWakeMs = Math.max(nowMs, this.nextWakeMs())
   }
 
   /**
@@ -313,7 +317,7 @@ export class GossipEngine {
    */
   private checkStall(nowMs: number): void {
     const late = nowMs - this.plannedWakeMs
-    if (late > this.config.timing.probeTimeoutMs / 2) this.membership.onStall(nowMs, late)
+    if (late > this.stallAfterMs) this.membership.onStall(nowMs, late)
     this.plannedWakeMs = Infinity
   }
 
@@ -371,19 +375,19 @@ export class GossipEngine {
     this.state.advance(nowMs)
     this.state.takeChanges()
     this.resetWanted = !trusted
-    this.afterActivity()
+    this.afterActivity(nowMs)
   }
 
   // ---- network --------------------------------------------------------------
 
-  takeOutbox(): Outgoing[] {
-    if (this.outbox.length === 0) return []
+  takeOutbox(): readonly Outgoing[] {
+    if (this.outbox.length === 0) return NO_OUTGOING
     const out = this.outbox
     this.outbox = []
     return out
   }
 
-  takeChanges(): StateChange[] {
+  takeChanges(): readonly StateChange[] {
     return this.state.takeChanges()
   }
 
@@ -447,7 +451,7 @@ export class GossipEngine {
     if (msg.from === this.name) {
       // Our own message looped back (a seed that is ourselves), or another process using our name.
       if (msg.fromAddress !== this.config.address) this.membership.onNameClash(nowMs, msg, fromAddress, replyTo)
-      this.afterActivity()
+      this.afterActivity(nowMs)
       return
     }
     this.checkStall(nowMs)
@@ -487,7 +491,7 @@ export class GossipEngine {
         this.membership.handle(nowMs, msg, replyTo)
         break
     }
-    this.afterActivity()
+    this.afterActivity(nowMs)
   }
 
   /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */
@@ -700,6 +704,9 @@ export class GossipEngine {
     if (hops > 0) this.push(entry, prevTs, hops - 1, from)
   }
 }
+
+/** Returned when nothing was queued: no allocation per empty take. */
+const NO_OUTGOING: readonly Outgoing[] = []
 
 /** Incompatible peer addresses reported at most (each once). */
 const MAX_INCOMPATIBLE_NOTED = 256

@@ -1,5 +1,39 @@
 import type { DropReason } from '../errors.js'
 
+/** Type codes are small (see MessageType); anything beyond is counted under 0. */
+const TYPE_SLOTS = 32
+
+function typeSlot(type: number): number {
+  return type > 0 && type < TYPE_SLOTS ? type : 0
+}
+
+/**
+ * One counter per message type code: a read-only view into its engine's
+ * counters. Iterates like a Map of the codes seen.
+ */
+export class TypeCounters {
+  constructor(
+    private readonly counts: Float64Array,
+    private readonly base: number,
+  ) {}
+
+  get(type: number): number {
+    return this.counts[this.base + typeSlot(type)]!
+  }
+
+  *[Symbol.iterator](): IterableIterator<[number, number]> {
+    for (let t = 0; t < TYPE_SLOTS; t++) {
+      const n = this.counts[this.base + t]!
+      if (n > 0) yield [t, n]
+    }
+  }
+}
+
+const SENT = 0
+const BYTES_SENT = TYPE_SLOTS
+const RECEIVED = 2 * TYPE_SLOTS
+const BYTES_RECEIVED = 3 * TYPE_SLOTS
+
 /** Counters of one engine; plain numbers so the simulator can sum thousands cheaply. */
 export class EngineStats {
   messagesOut = 0
@@ -10,14 +44,20 @@ export class EngineStats {
   bytesIn = 0
   streamsIn = 0
   streamBytesIn = 0
+  /**
+   * The per-type counters, all in one array: every message sent or received
+   * bumps two of them, and the simulator runs this for ten thousand engines
+   * whose memory is cold (one array, not four Maps, is fewer cache misses).
+   */
+  private readonly byType = new Float64Array(4 * TYPE_SLOTS)
   /** Messages sent per type code. */
-  readonly sentByType = new Map<number, number>()
+  readonly sentByType = new TypeCounters(this.byType, SENT)
   /** Bytes sent per type code (datagrams and streams). */
-  readonly bytesByType = new Map<number, number>()
+  readonly bytesByType = new TypeCounters(this.byType, BYTES_SENT)
   /** Messages received per type code (decoded ones; drops are counted by reason instead). */
-  readonly receivedByType = new Map<number, number>()
+  readonly receivedByType = new TypeCounters(this.byType, RECEIVED)
   /** Bytes received per type code (datagrams and streams). */
-  readonly bytesInByType = new Map<number, number>()
+  readonly bytesInByType = new TypeCounters(this.byType, BYTES_RECEIVED)
   /** Messages (or entries) dropped, by reason. */
   readonly drops = new Map<DropReason, number>()
   /** Entries that changed our state. */
@@ -37,8 +77,9 @@ export class EngineStats {
   }
 
   received(type: number, bytes: number): void {
-    this.receivedByType.set(type, (this.receivedByType.get(type) ?? 0) + 1)
-    this.bytesInByType.set(type, (this.bytesInByType.get(type) ?? 0) + bytes)
+    const t = typeSlot(type)
+    this.byType[RECEIVED + t]!++
+    this.byType[BYTES_RECEIVED + t] = this.byType[BYTES_RECEIVED + t]! + bytes
   }
 
   dropped(reason: DropReason): number {
@@ -46,8 +87,9 @@ export class EngineStats {
   }
 
   sent(type: number, bytes: number, stream: boolean): void {
-    this.sentByType.set(type, (this.sentByType.get(type) ?? 0) + 1)
-    this.bytesByType.set(type, (this.bytesByType.get(type) ?? 0) + bytes)
+    const t = typeSlot(type)
+    this.byType[SENT + t]!++
+    this.byType[BYTES_SENT + t] = this.byType[BYTES_SENT + t]! + bytes
     if (stream) {
       this.streamsOut++
       this.streamBytesOut += bytes

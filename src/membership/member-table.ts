@@ -32,16 +32,31 @@ export class SharedMembers {
 const EMPTY = new SharedMembers([])
 
 /**
+ * This node's own view of one member, beside the shared base: its record
+ * when it differs from the base, and when we last heard from the member.
+ */
+interface LocalView {
+  /** undefined: the base record stands; null: removed (reaped); else this node's record. */
+  record: Member | null | undefined
+  /** When we last heard from the member directly, in the caller's units; -1: never. */
+  heardAt: number
+}
+
+/**
  * The members one node knows, by name: a shared base plus this node's own
  * changes (copy-on-write per record). Keeps counts by status and an XOR
  * fingerprint of (name, incarnation, status class) in O(1) per change, and
  * samples uniformly by slot: slots are the base list followed by names added
  * later, so a random slot costs O(1) without a per-node array of all members.
+ *
+ * When we last heard from each member lives in the same per-node map as
+ * the changed records: every received message notes its sender, and one
+ * lookup (`noteHeard`) both finds the member and stamps it.
  */
 export class MemberTable {
   private readonly base: SharedMembers
-  /** Changed records; null marks a base member that was removed (reaped). */
-  private readonly overlay = new Map<string, Member | null>()
+  /** This node's views: changed records, removals, and heard times. */
+  private readonly overlay = new Map<string, LocalView>()
   /** Names added after the base, in slot order (removed ones are skipped lazily). */
   private added: string[] = []
   private addedRemoved = 0
@@ -71,26 +86,28 @@ export class MemberTable {
 
   get(name: string): Member | undefined {
     const o = this.overlay.get(name)
-    if (o !== undefined) return o ?? undefined
-    return this.base.byName.get(name)
+    if (o === undefined || o.record === undefined) return this.base.byName.get(name)
+    return o.record ?? undefined
   }
 
   /** Adds or replaces the record of `m.name`. */
   set(m: Member): void {
     const cur = this.get(m.name)
+    const o = this.overlay.get(m.name)
     if (cur !== undefined) {
       this.counts[cur.status]!--
       this.fp.toggle(...memberHash(cur))
     } else {
       this.sizeNow++
       if (!this.base.byName.has(m.name)) {
-        if (!this.overlay.has(m.name)) this.added.push(m.name)
+        if (o === undefined) this.added.push(m.name)
         else this.addedRemoved-- // a removed name back in its old slot
       }
     }
     this.counts[m.status]!++
     this.fp.toggle(...memberHash(m))
-    this.overlay.set(m.name, m)
+    if (o === undefined) this.overlay.set(m.name, { record: m, heardAt: -1 })
+    else o.record = m
   }
 
   remove(name: string): void {
@@ -99,20 +116,48 @@ export class MemberTable {
     this.counts[cur.status]!--
     this.fp.toggle(...memberHash(cur))
     this.sizeNow--
-    if (this.base.byName.has(name)) {
-      this.overlay.set(name, null)
-    } else {
+    const o = this.overlay.get(name)
+    if (o === undefined) this.overlay.set(name, { record: null, heardAt: -1 })
+    else {
+      o.record = null
+      o.heardAt = -1
+    }
+    if (!this.base.byName.has(name)) {
       // Keep the name in `added` (skipped while absent) so slot order stays put.
-      this.overlay.set(name, null)
       this.addedRemoved++
       if (this.addedRemoved > 64 && this.addedRemoved * 2 > this.added.length) this.compactAdded()
     }
   }
 
   private compactAdded(): void {
-    this.added = this.added.filter((n) => this.overlay.get(n) != null)
-    for (const [name, m] of this.overlay) if (m === null && !this.base.byName.has(name)) this.overlay.delete(name)
+    this.added = this.added.filter((n) => this.overlay.get(n)?.record != null)
+    for (const [name, o] of this.overlay) if (o.record === null && !this.base.byName.has(name)) this.overlay.delete(name)
     this.addedRemoved = 0
+  }
+
+  /**
+   * A message came from `name`: stamps when (`at`, in the caller's units)
+   * and returns the member, or undefined (and stamps nothing) if we do not
+   * hold it.
+   */
+  noteHeard(name: string, at: number): Member | undefined {
+    const o = this.overlay.get(name)
+    if (o !== undefined) {
+      const m = o.record === undefined ? this.base.byName.get(name) : o.record
+      if (m == null) return undefined
+      o.heardAt = at
+      return m
+    }
+    const b = this.base.byName.get(name)
+    if (b === undefined) return undefined
+    this.overlay.set(b.name, { record: undefined, heardAt: at })
+    return b
+  }
+
+  /** When we last heard from `name` (as given to `noteHeard`), or undefined. */
+  heardAt(name: string): number | undefined {
+    const h = this.overlay.get(name)?.heardAt
+    return h === undefined || h < 0 ? undefined : h
   }
 
   /** Number of sampling slots (some may be empty). */
@@ -150,12 +195,12 @@ export class MemberTable {
   *[Symbol.iterator](): IterableIterator<Member> {
     for (const b of this.base.list) {
       const o = this.overlay.get(b.name)
-      if (o === undefined) yield b
-      else if (o !== null) yield o
+      if (o === undefined || o.record === undefined) yield b
+      else if (o.record !== null) yield o.record
     }
     for (const name of this.added) {
       const o = this.overlay.get(name)
-      if (o != null) yield o
+      if (o !== undefined && o.record != null) yield o.record
     }
   }
 }

@@ -123,6 +123,9 @@ interface ConflictCheck {
   deadline: number
 }
 
+/** Returned when nothing happened: no allocation per empty take. */
+const NO_EVENTS: readonly MemberEvent[] = []
+
 /** Pings sent to a name listed alive elsewhere before concluding it is our own dead past. */
 const CONFLICT_CHECK_TRIES = 3
 /** Bytes of member-list answers (joins, syncs) per probe interval in all: each may be a large stream. */
@@ -173,7 +176,12 @@ export class Membership {
   readonly table: MemberTable
   readonly stats = new MembershipStats()
   private readonly broadcasts = new BroadcastQueue()
-  private readonly lastHeard = new Map<string, number>()
+  /**
+   * Heard times are kept (in the member table) as ms since this epoch:
+   * small integers are stored unboxed, so noting the sender of every message
+   * allocates nothing (for the first twelve days; past them, still correct).
+   */
+  private readonly heardEpochMs: number
   private readonly deadNotified = new Map<string, number>()
   private readonly syncAnswered = new Map<string, number>()
   private syncWindowStart = -Infinity
@@ -218,6 +226,7 @@ export class Membership {
     const listed = this.table.get(config.name)
     this.incarnation = Math.max(config.generation, listed?.incarnation ?? 0, (config.minIncarnation ?? -1) + 1)
     this.lastChangeMs = nowMs
+    this.heardEpochMs = Math.floor(nowMs)
     this.table.set(this.selfRecord(nowMs))
     const seeds = this.seedAddresses()
     this.phase = base === undefined && seeds.length > 0 ? 'joining' : 'member'
@@ -279,8 +288,8 @@ export class Membership {
     this.awareness = Math.max(0, Math.min(this.timing.awarenessMax, this.awareness + delta))
   }
 
-  takeEvents(): MemberEvent[] {
-    if (this.events.length === 0) return []
+  takeEvents(): readonly MemberEvent[] {
+    if (this.events.length === 0) return NO_EVENTS
     const out = this.events
     this.events = []
     return out
@@ -296,7 +305,10 @@ export class Membership {
   /** Every member known (this node included), with when we last heard from each directly. */
   list(): { member: Member; lastHeardMs: number | undefined }[] {
     const out: { member: Member; lastHeardMs: number | undefined }[] = []
-    for (const m of this.table) out.push({ member: m, lastHeardMs: this.lastHeard.get(m.name) })
+    for (const m of this.table) {
+      const heard = this.table.heardAt(m.name)
+      out.push({ member: m, lastHeardMs: heard === undefined ? undefined : this.heardEpochMs + heard })
+    }
     return out
   }
 
@@ -555,9 +567,8 @@ export class Membership {
   /** Every message from a peer: when we last heard from it; a member we hold dead is told so, so it can refute. */
   heardFrom(nowMs: number, name: string, address: string): void {
     if (name === this.self || this.phase === 'conflict') return
-    const m = this.table.get(name)
+    const m = this.table.noteHeard(name, Math.floor(nowMs) - this.heardEpochMs)
     if (m === undefined) return
-    this.lastHeard.set(name, nowMs)
     if (m.status !== MemberStatus.Dead && m.status !== MemberStatus.Left) return
     const last = this.deadNotified.get(name)
     if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
@@ -915,12 +926,17 @@ export class Membership {
       this.nextProbeMs += this.scaled(t.probeIntervalMs)
       if (this.nextProbeMs <= nowMs) this.nextProbeMs = nowMs + this.scaled(t.probeIntervalMs)
     }
-    if (nowMs >= this.nextGossipMs) {
-      if (this.broadcasts.size > 0 && (this.phase === 'member' || this.phase === 'left')) this.disseminate(nowMs)
+    // A gossip round is due only when there is news to send: an idle node does not wake for it.
+    if (nowMs >= this.nextGossipMs && this.hasNewsToGossip()) {
+      this.disseminate(nowMs)
       this.nextGossipMs += t.memberGossipIntervalMs
       if (this.nextGossipMs <= nowMs) this.nextGossipMs = nowMs + t.memberGossipIntervalMs
     }
     this.reap(nowMs)
+  }
+
+  private hasNewsToGossip(): boolean {
+    return this.broadcasts.size > 0 && (this.phase === 'member' || this.phase === 'left')
   }
 
   private disseminate(nowMs: number): void {
@@ -943,7 +959,6 @@ export class Membership {
       if (cur === undefined || cur.since !== since || (cur.status !== MemberStatus.Dead && cur.status !== MemberStatus.Left)) continue
       if (name === this.self) continue
       this.table.remove(name)
-      this.lastHeard.delete(name)
       this.suspicions.delete(name)
       this.lastChangeMs = nowMs
       this.events.push({ type: 'reaped', member: cur, previous: cur })
@@ -952,7 +967,8 @@ export class Membership {
 
   nextWakeMs(): number {
     if (this.phase === 'conflict') return Infinity
-    let at = this.nextGossipMs
+    // Left in the past while idle: news that arrives then goes out at once, and at most one round per interval.
+    let at = this.hasNewsToGossip() ? this.nextGossipMs : Infinity
     if (this.phase === 'member') at = Math.min(at, this.nextProbeMs)
     if (this.phase === 'joining' || (this.phase === 'member' && this.livePeers === 0)) at = Math.min(at, this.nextJoinMs)
     if (this.conflictCheck !== undefined) at = Math.min(at, this.conflictCheck.deadline)

@@ -113,6 +113,8 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
   let liveNow = n
   const liveCount = (): number => liveNow
   const heldByAllLive = (w: number): number => {
+    // With every node up, the holder count is exact; otherwise count the live holders.
+    if (liveNow === n) return holderCount[w]!
     let c = 0
     const h = holders[w]!
     for (const x of nodes) if (x.up && h[x.index] === 1) c++
@@ -153,11 +155,30 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
     return live.length === 0 ? undefined : live[randomInt(choice, live.length)]
   }
 
+  // Members by status summed over the live nodes' views: each node's share is
+  // kept and recounted only when its view may have changed (a member event,
+  // a crash or a restart), not ten thousand tables every sample.
+  const statusShare = [new Int32Array(n), new Int32Array(n), new Int32Array(n)]
+  const statusTotal = [0, 0, 0]
+  const statusOf = [MemberStatus.Alive, MemberStatus.Suspect, MemberStatus.Dead]
+  const viewChanged = new Set<number>(nodes.map((x) => x.index))
+  const recountViews = (): void => {
+    for (const i of viewChanged) {
+      const x = nodes[i]!
+      for (let k = 0; k < 3; k++) {
+        const now = x.up ? x.engine.membership.table.count(statusOf[k]!) : 0
+        statusTotal[k]! += now - statusShare[k]![i]!
+        statusShare[k]![i] = now
+      }
+    }
+    viewChanged.clear()
+  }
   // Crashes and their detection.
   const crashedAt = new Map<number, number>()
   const detection: number[] = []
   let falsePositives = 0
   sim.onMemberEvent = (observer, e) => {
+    viewChanged.add(observer.index)
     if (e.type !== 'dead') return
     const target = nodes.find((x) => x.name === e.member.name)
     if (target === undefined) return
@@ -186,6 +207,7 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
             const victim = randomLive()
             if (victim === undefined) break
             sim.crash(victim)
+            viewChanged.add(victim.index)
             crashedAt.set(victim.index, sim.now)
             liveNow--
           }
@@ -194,6 +216,7 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
           for (const i of crashedAt.keys()) {
             if (nodes[i]!.up) continue
             sim.restart(nodes[i]!)
+            viewChanged.add(i)
             liveNow++
             // A new process with an empty state: it holds nothing until it hears again.
             for (let w = 0; w < holders.length; w++) {
@@ -228,15 +251,8 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
   const rows: TimeSeriesRow[] = []
   let lastMsgs = 0
   let lastBytes = 0
-  const traffic = (): [number, number] => {
-    let m = 0
-    let b = 0
-    for (const t of sim.network.traffic) {
-      m += t.datagramsOut + t.streamsOut
-      b += t.datagramBytesOut + t.streamBytesOut
-    }
-    return [m, b]
-  }
+  const traffic = (): [number, number] => [sim.network.messagesOut, sim.network.bytesOut]
+
   for (let t = 0; t <= spec.durationMs; t += sampleMs) {
     sim.runUntil(t0 + t)
     const live = liveCount()
@@ -245,16 +261,8 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
     let all = writeKeys.length === 0 ? 0 : 1
     for (let w = 0; w < writeKeys.length && all > 0; w++) all = Math.min(all, live === 0 ? 0 : heldByAllLive(w) / live)
     const [m, b] = traffic()
-    let alive = 0
-    let suspect = 0
-    let dead = 0
-    for (const x of nodes) {
-      if (!x.up) continue
-      const table = x.engine.membership.table
-      alive += table.count(MemberStatus.Alive)
-      suspect += table.count(MemberStatus.Suspect)
-      dead += table.count(MemberStatus.Dead)
-    }
+    recountViews()
+    const [alive, suspect, dead] = statusTotal as [number, number, number]
     const per = live === 0 || t === 0 ? 0 : 1000 / sampleMs / live
     rows.push({
       tMs: t,

@@ -35,6 +35,11 @@ export class SimNetwork {
   oversizedDropped = 0
   lost = 0
   cut = 0
+  /** Everything handed to the network so far (sum of the per-node `*Out` counters, kept so it costs nothing to read). */
+  messagesOut = 0
+  bytesOut = 0
+  /** The delays of the last `route` call's copies. */
+  readonly delays = new Float64Array(2)
 
   constructor(
     private readonly random: Random,
@@ -63,11 +68,15 @@ export class SimNetwork {
   }
 
   /**
-   * The delivery delays for one message: [] if it is dropped, one delay
-   * normally, two when duplicated.
+   * Decides the fate of one message: how many copies arrive (0 dropped, 1
+   * normally, 2 when duplicated), their delays written to `delays` (read
+   * before the next call; a field, not a fresh array, as it runs for every
+   * message of the simulation).
    */
-  route(from: number, to: number, bytes: number, stream: boolean): number[] {
+  route(from: number, to: number, bytes: number, stream: boolean): number {
     const t = this.traffic[from]!
+    this.messagesOut++
+    this.bytesOut += bytes
     if (stream) {
       t.streamsOut++
       t.streamBytesOut += bytes
@@ -76,26 +85,27 @@ export class SimNetwork {
       t.datagramBytesOut += bytes
       if (bytes > this.maxPacketBytes) {
         this.oversizedDropped++
-        return []
+        return 0
       }
     }
     if (!this.reachable(from, to)) {
       this.cut++
-      return []
+      return 0
     }
     const f = this.faults
     if (!stream && f.loss > 0 && this.random.next() < f.loss) {
       this.lost++
-      return []
+      return 0
     }
-    const delays = [this.latency()]
-    if (!stream && f.duplicate > 0 && this.random.next() < f.duplicate) delays.push(this.latency())
+    this.delays[0] = this.latency()
+    let copies = 1
+    if (!stream && f.duplicate > 0 && this.random.next() < f.duplicate) this.delays[copies++] = this.latency()
     const r = this.traffic[to]
     if (r !== undefined && !stream) {
-      r.datagramsIn += delays.length
-      r.datagramBytesIn += bytes * delays.length
+      r.datagramsIn += copies
+      r.datagramBytesIn += bytes * copies
     }
-    return delays
+    return copies
   }
 
   private latency(): number {

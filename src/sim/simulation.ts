@@ -216,6 +216,11 @@ export class Simulation {
         if (!node.up || ev.token !== node.wakeToken) return
         node.wakeAt = Infinity
         if (this.now < node.frozenUntil) return
+        // Woken for a deadline that has since gone (an answered probe): nothing is due, as a real timer firing early finds.
+        if (node.engine.nextWakeMs() - node.clockOffsetMs > this.now) {
+          this.schedule(node)
+          return
+        }
         node.engine.tick(this.clockOf(node))
         this.flush(node)
         return
@@ -261,8 +266,9 @@ export class Simulation {
     const to = this.byAddress.get(toAddress)
     if (to === undefined) return
     const from = this.nodes[fromIndex]!
-    for (const delay of this.network.route(fromIndex, to.index, bytes.length, stream)) {
-      this.queue.push(this.now + delay, { kind: 'deliver', from, to, bytes, stream, generation: to.generation })
+    const copies = this.network.route(fromIndex, to.index, bytes.length, stream)
+    for (let c = 0; c < copies; c++) {
+      this.queue.push(this.now + this.network.delays[c]!, { kind: 'deliver', from, to, bytes, stream, generation: to.generation })
     }
   }
 

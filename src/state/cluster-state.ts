@@ -4,6 +4,9 @@ import { physicalMsOf } from './hlc.js'
 import { type Entry, type Value, type Version, compareVersions, isLiveAt } from './entry.js'
 import { EntrySlots } from './entry-slots.js'
 
+/** Returned when nothing changed: no allocation per empty take. */
+const NO_CHANGES: readonly StateChange[] = []
+
 /**
  * How long (at least; a tenth of the retention when longer) a due tombstone
  * that the watermark does not cover yet waits before the next look: its gap
@@ -334,8 +337,8 @@ export class ClusterState {
     return Math.min(a, b)
   }
 
-  takeChanges(): StateChange[] {
-    if (this.pendingChanges.length === 0) return []
+  takeChanges(): readonly StateChange[] {
+    if (this.pendingChanges.length === 0) return NO_CHANGES
     return this.pendingChanges.splice(0)
   }
 
