@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/runtime/**', 'src/agent/**', 'src/cli/**', 'src/node.ts', 'bench/**', 'test/**'],
+    files: ['src/runtime/**', 'src/agent/**', 'src/cli/**', 'src/node.ts', 'bench/**', 'chaos/**', 'test/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 )

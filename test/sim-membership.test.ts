@@ -199,6 +199,18 @@ describe('membership and failure detection (simulated)', () => {
     })
   })
 
+  test('nodes started together, each with all the others as seeds (no node starts alone), form one cluster', (t) => {
+    // As a Kubernetes StatefulSet or a fixed host list starts: every node is joining, none is a member yet.
+    simulate(t.name, 12, {}, (sim) => {
+      const n = 7
+      const addresses = Array.from({ length: n }, (_, i) => `sim:${i}`)
+      for (let i = 0; i < n; i++) sim.addNode({ seeds: addresses.filter((_, j) => j !== i) })
+      const took = sim.runUntilTrue(() => sim.nodes.every((x) => x.engine.membership.table.count(MemberStatus.Alive) === n), 10 * SECOND)
+      assert.notEqual(took, undefined, `alive counts: ${sim.nodes.map((x) => x.engine.membership.table.count(MemberStatus.Alive)).join(' ')}; phases: ${sim.nodes.map((x) => x.engine.phase).join(' ')}`)
+      assert.ok(took! <= 3 * SECOND, `formed in ${took} ms`)
+    })
+  })
+
   test('tags spread as an update', (t) => {
     simulate(t.name, 11, {}, (sim) => {
       const nodes = sim.addCluster(20)

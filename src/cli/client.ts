@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { SseReader } from '../util/sse.js'
 
 /**
  * The CLI's side of the agent's HTTP API. Exit codes of the client
@@ -71,20 +72,10 @@ export function stream(address: string, path: string, onEvent: (data: string) =>
         res.resume()
         return
       }
-      let buffered = ''
+      const sse = new SseReader()
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {
-        buffered += chunk
-        for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
-          const block = buffered.slice(0, end)
-          buffered = buffered.slice(end + 2)
-          const data = block
-            .split('\n')
-            .filter((l) => l.startsWith('data: '))
-            .map((l) => l.slice(6))
-            .join('\n')
-          if (data !== '') onEvent(data)
-        }
+        for (const data of sse.push(chunk)) onEvent(data)
       })
       res.on('end', () => resolve())
       res.on('error', () => resolve())

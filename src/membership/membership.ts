@@ -642,7 +642,9 @@ export class Membership {
         for (const u of msg.updates) this.apply(nowMs, u)
         return
       case MessageType.JoinRequest:
-        if (this.phase === 'member' && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, false)
+        // A joining node answers too, asking for the list back: nodes that all start at once, each
+        // with the others as seeds, would otherwise wait for a member that none of them is yet.
+        if ((this.phase === 'member' || this.phase === 'joining') && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, this.phase === 'joining')
         return
       case MessageType.MemberSync: {
         for (const u of msg.members) this.apply(nowMs, u, false)

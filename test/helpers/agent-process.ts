@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { parseJsonOrUndefined } from '../../src/util/json.js'
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
 
@@ -77,13 +78,7 @@ export async function api(
   const address = typeof a === 'string' ? a : a.http
   const res = await fetch(`http://${address}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) })
   const text = await res.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  return { status: res.status, json, text }
+  return { status: res.status, json: parseJsonOrUndefined(text), text }
 }
 
 /** Runs a `grapevine` CLI command to completion. */

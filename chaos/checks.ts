@@ -1,0 +1,186 @@
+/**
+ * The guarantees a chaos scenario must keep, judged after the faults stop
+ * and the network heals, from what the harness recorded: the acknowledged
+ * operations, each agent's change stream, each agent's final keys and
+ * members, the agents' logs, their memory, and the timeline of faults.
+ *
+ * 1. Convergence: every running agent reports the same state hash, and
+ *    `converged: true`, within the allowed time (measured by the driver).
+ * 2. No lost write: every acknowledged write is held by every running agent,
+ *    or superseded there by a higher version of the same key (a later write,
+ *    a delete, or the write's own expiry).
+ * 3. No resurrection: no agent ever reports a value of a key older than a
+ *    delete it reported before (its change stream), and at the end no agent
+ *    holds a key at a version below an acknowledged delete of it.
+ * 4. Membership: every running agent is alive on every running agent; killed
+ *    ones are dead or reaped; left ones are left or reaped; and no agent was
+ *    declared dead, by an agent that could reach it, while its process was
+ *    alive (frozen processes included: they are frozen for less than the
+ *    suspicion timeout).
+ * 5. No crash (no exit the harness did not cause), no error in the logs, and
+ *    no unbounded memory growth (the RSS samples of each agent's last life).
+ *
+ * Each violation names the evidence: which key, which agent, which versions.
+ */
+import type { AgentHost } from './agent-host.js'
+import { type Op, type Version, type WatchedChange, compareVersions, formatVersion } from './workload.js'
+
+export interface KeyState {
+  readonly version: Version
+  readonly expiresAt?: number
+}
+
+/** What the driver read from one running agent at the end. */
+export interface FinalView {
+  readonly agent: string
+  readonly keys: ReadonlyMap<string, KeyState>
+  readonly members: ReadonlyMap<string, string>
+}
+
+/** Intervals of the faults, in wall-clock ms, for the membership check. */
+export interface Timeline {
+  /** Partition groups in force from `from` to `to` (Infinity while in force). */
+  readonly partitions: { readonly from: number; to: number; readonly groupOf: readonly number[] }[]
+  /** Times a host's process was dead (killed, not yet restarted) or gone (left). */
+  readonly down: { readonly host: number; readonly from: number; to: number }[]
+}
+
+export interface Violation {
+  readonly check: 'convergence' | 'lost-write' | 'resurrection' | 'membership' | 'false-death' | 'crash' | 'log-error' | 'memory' | 'harness'
+  readonly detail: string
+}
+
+export interface CheckInput {
+  readonly agents: readonly AgentHost[]
+  readonly ops: readonly Op[]
+  readonly changes: readonly WatchedChange[]
+  readonly finals: readonly FinalView[]
+  readonly timeline: Timeline
+  /** ms from the heal until every running agent agreed, or null when they did not within the limit. */
+  readonly convergedAfterMs: number | null
+  readonly convergeLimitMs: number
+  /** When the final views were read. */
+  readonly readAt: number
+}
+
+export interface CheckResult {
+  readonly violations: Violation[]
+  readonly writesAcked: number
+  readonly deletesAcked: number
+  readonly writesLost: number
+  readonly resurrections: number
+  readonly falseDeaths: number
+  /** Every 'member dead' an agent logged (expected ones included: killed agents, the other side of a partition). */
+  readonly deathsDeclared: number
+}
+
+function max(a: Version | undefined, b: Version): Version {
+  return a === undefined || compareVersions(b, a) > 0 ? b : a
+}
+
+export function runChecks(input: CheckInput): CheckResult {
+  const violations: Violation[] = []
+  const add = (check: Violation['check'], detail: string): void => {
+    violations.push({ check, detail })
+  }
+
+  // 1. Convergence.
+  if (input.convergedAfterMs === null) add('convergence', `the running agents did not agree on one state hash (and converged: true) within ${input.convergeLimitMs / 1000} s of the heal`)
+
+  // 2. No lost write.
+  const acked = input.ops.filter((o) => o.outcome === 'acked' && o.version !== undefined)
+  const writes = acked.filter((o) => o.kind !== 'delete')
+  const deletes = acked.filter((o) => o.kind === 'delete')
+  // Deletes that may have happened: acknowledged ones, and unanswered ones (applied or not, at a version we never learned).
+  const possibleDeletes = input.ops.filter((o) => o.kind === 'delete' && (o.outcome === 'acked' || o.outcome === 'unknown'))
+  let writesLost = 0
+  for (const w of writes) {
+    for (const f of input.finals) {
+      const held = f.keys.get(w.key)
+      if (held !== undefined) {
+        if (compareVersions(held.version, w.version!) < 0) {
+          writesLost++
+          add('lost-write', `${f.agent} holds ${w.key} at ${formatVersion(held.version)}, below the acknowledged write ${formatVersion(w.version)} (${w.kind} of '${w.value}' through ${w.agent})`)
+        }
+        continue
+      }
+      // Absent: fine if the write expired, or a delete can explain it.
+      if (w.expiresBy !== undefined && w.expiresBy <= input.readAt) continue
+      const laterDelete = possibleDeletes.some((d) => d.key === w.key && (d.version === undefined || compareVersions(d.version, w.version!) > 0))
+      // A TTL write to the same key after this one can expire and take the key with it.
+      const laterTtl = acked.some((o) => o.key === w.key && o.kind === 'ttl-put' && compareVersions(o.version!, w.version!) > 0)
+      if (laterDelete || laterTtl) continue
+      writesLost++
+      add('lost-write', `${f.agent} does not hold ${w.key}; the acknowledged write ${formatVersion(w.version)} ('${w.value}' through ${w.agent}) was not deleted or expired`)
+    }
+  }
+
+  // 3. No resurrection: each agent's own history, then the final views against acknowledged deletes.
+  let resurrections = 0
+  const deletedUpTo = new Map<string, Version>()
+  for (const c of input.changes) {
+    const k = `${c.agent}#${c.life}\u0000${c.key}`
+    const floor = deletedUpTo.get(k)
+    if (c.deleted) deletedUpTo.set(k, max(floor, c.version))
+    else if (floor !== undefined && compareVersions(c.version, floor) < 0) {
+      resurrections++
+      add('resurrection', `${c.agent} (life ${c.life}) reported ${c.key} at ${formatVersion(c.version)} after it had reported its delete at ${formatVersion(floor)}`)
+    }
+  }
+  for (const d of deletes) {
+    for (const f of input.finals) {
+      const held = f.keys.get(d.key)
+      if (held !== undefined && compareVersions(held.version, d.version!) < 0) {
+        resurrections++
+        add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})`)
+      }
+    }
+  }
+
+  // 4. Membership at the end.
+  const byName = new Map(input.agents.map((a) => [a.name, a]))
+  for (const f of input.finals) {
+    for (const a of input.agents) {
+      const status = f.members.get(a.name)
+      const want = a.state === 'running' ? ['alive'] : a.state === 'left' ? ['left', undefined] : a.state === 'killed' ? ['dead', undefined] : ['alive', 'suspect']
+      if (!want.includes(status)) add('membership', `${f.agent} lists ${a.name} as ${status ?? 'absent'}; it is ${a.state}, so it should be ${want.map((x) => x ?? 'absent').join(' or ')}`)
+    }
+  }
+  // False deaths: a 'member dead' log line about an agent whose process was alive and reachable then.
+  let falseDeaths = 0
+  let deathsDeclared = 0
+  const hostIndex = (name: string): number => Number(name.slice(1))
+  for (const observer of input.agents) {
+    for (const line of observer.logs) {
+      if (line.msg !== 'member dead') continue
+      deathsDeclared++
+      const target = byName.get(String(line.member))
+      if (target === undefined) continue
+      const t = line.time
+      const i = hostIndex(target.name)
+      const wasDown = input.timeline.down.some((d) => d.host === i && d.from <= t && t <= d.to + 1000)
+      if (wasDown) continue
+      const cut = input.timeline.partitions.some((p) => p.from <= t && t <= p.to + 1000 && p.groupOf[i] !== p.groupOf[hostIndex(observer.name)])
+      if (cut) continue
+      falseDeaths++
+      add('false-death', `${observer.name} declared ${target.name} dead at ${new Date(t).toISOString()} while its process was alive and reachable`)
+    }
+  }
+
+  // 5. Crashes, errors in the logs, memory.
+  for (const a of input.agents) {
+    for (const e of a.unexpectedExits) add('crash', e)
+    for (const line of a.logs) if (line.level >= 50) add('log-error', `${a.name}: ${line.msg} ${JSON.stringify(line).slice(0, 300)}`)
+    const s = a.rss
+    if (s.length >= 8) {
+      const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
+      const q = Math.floor(s.length / 4)
+      const early = median(s.slice(q, 2 * q))
+      const late = median(s.slice(s.length - q))
+      if (late > 1.5 * early && late - early > 64 * 2 ** 20) {
+        add('memory', `${a.name}: RSS grew from ${(early / 2 ** 20).toFixed(0)} MiB to ${(late / 2 ** 20).toFixed(0)} MiB over its last life`)
+      }
+    }
+  }
+  return { violations, writesAcked: writes.length, deletesAcked: deletes.length, writesLost, resurrections, falseDeaths, deathsDeclared }
+}
