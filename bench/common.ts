@@ -95,6 +95,10 @@ export interface ScaleTask {
   readonly crash: number
   readonly crashAtMs: number
   readonly plotsDir?: string
+  /** Which of the command's plots to keep (all when unset). */
+  readonly plotNames?: readonly string[]
+  /** Eager push (on unless false): off shows anti-entropy alone, the curve the theory describes. */
+  readonly eagerPush?: boolean
   /** Heap limit of the worker (MiB), for the largest runs. */
   readonly maxOldSpaceMiB?: number
 }
@@ -312,6 +316,7 @@ export interface ScaleResult {
   readonly n: number
   readonly simMs: number
   readonly crash: number
+  readonly eagerPush: boolean
   /** The command that runs the same experiment. */
   readonly command: string
   /** The whole experiment: cluster set-up, the run, the sampling (`wallMs` of the summary). */

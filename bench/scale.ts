@@ -19,13 +19,14 @@ export function scaleFlags(task: ScaleTask): SimFlags {
     preset: 'lan',
     seed: String(task.seed),
     ...(task.crash > 0 ? { crash: `${task.crash}@${task.crashAtMs / 1000}s` } : {}),
+    ...(task.eagerPush === false ? { eagerPush: 'off' } : {}),
   }
 }
 
 export function scaleCommand(task: ScaleTask): string {
   const f = scaleFlags(task)
   const heap = task.maxOldSpaceMiB === undefined ? '' : `NODE_OPTIONS=--max-old-space-size=${task.maxOldSpaceMiB} `
-  return `${heap}grapevine sim --nodes ${f.nodes} --duration ${f.duration} --preset lan --seed ${f.seed}${f.crash === undefined ? '' : ` --crash ${f.crash}`}`
+  return `${heap}grapevine sim --nodes ${f.nodes} --duration ${f.duration} --preset lan --seed ${f.seed}${f.crash === undefined ? '' : ` --crash ${f.crash}`}${f.eagerPush === undefined ? '' : ` --eager-push ${f.eagerPush}`}`
 }
 
 export async function runScale(task: ScaleTask): Promise<ScaleResult> {
@@ -42,8 +43,10 @@ export async function runScale(task: ScaleTask): Promise<ScaleResult> {
   if (task.plotsDir !== undefined) {
     mkdirSync(task.plotsDir, { recursive: true })
     for (const plot of await experimentPlots(r)) {
+      if (task.plotNames !== undefined && !task.plotNames.includes(plot.name)) continue
       for (const [ext, bytes] of [['svg', plot.svg], ['png', plot.png]] as const) {
-        const file = `sim-${task.n}-${plot.name}.${ext}`
+        const variant = task.eagerPush === false ? '-anti-entropy' : task.crash > 0 ? '-crash' : ''
+        const file = `sim-${task.n}${variant}-${plot.name}.${ext}`
         writeFileSync(path.join(task.plotsDir, file), bytes)
         plots.push(file)
       }
@@ -55,6 +58,7 @@ export async function runScale(task: ScaleTask): Promise<ScaleResult> {
     n: task.n,
     simMs: task.simMs,
     crash: task.crash,
+    eagerPush: task.eagerPush !== false,
     command: scaleCommand(task),
     wallMs: r.wallMs,
     peakRssBytes: r.peakRssBytes,

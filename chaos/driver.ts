@@ -22,7 +22,10 @@ const CONVERGE_LIMIT_MS = 30_000
 export interface DriverInput {
   readonly layout: LabLayout
   readonly scenarios: readonly string[]
+  /** Length of each scenario (at least the scenario's own minimum). */
   readonly durationMs: number
+  /** A soak: repeat the scenarios (next seeds) until this much time has passed; undefined: one pass. */
+  readonly totalMs?: number
   readonly seed: number
   readonly dataRoot: string
   readonly opsPerSec: number
@@ -230,9 +233,17 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
 
 async function main(): Promise<void> {
   const input = JSON.parse(process.argv[2]!) as DriverInput
-  for (const [i, name] of input.scenarios.entries()) {
-    const result = await runScenario(input, scenarioByName(name), input.seed + i)
+  const t0 = Date.now()
+  let longest = 0
+  for (let run = 0; ; run++) {
+    const name = input.scenarios[run % input.scenarios.length]!
+    const started = Date.now()
+    const result = await runScenario(input, scenarioByName(name), input.seed + run)
     process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`)
+    longest = Math.max(longest, Date.now() - started)
+    const pass = run + 1 >= input.scenarios.length
+    // One pass, or, in a soak, as long as another scenario still fits in the time given.
+    if (input.totalMs === undefined ? pass : Date.now() - t0 + longest > input.totalMs) break
   }
 }
 

@@ -32,37 +32,29 @@ export class SharedMembers {
 const EMPTY = new SharedMembers([])
 
 /**
- * This node's own view of one member, beside the shared base: its record
- * when it differs from the base, and when we last heard from the member.
- */
-interface LocalView {
-  /** undefined: the base record stands; null: removed (reaped); else this node's record. */
-  record: Member | null | undefined
-  /** When we last heard from the member directly, in the caller's units; -1: never. */
-  heardAt: number
-}
-
-/**
  * The members one node knows, by name: a shared base plus this node's own
  * changes (copy-on-write per record). Keeps counts by status and an XOR
  * fingerprint of (name, incarnation, status class) in O(1) per change, and
  * samples uniformly by slot: slots are the base list followed by names added
  * later, so a random slot costs O(1) without a per-node array of all members.
  *
- * When we last heard from each member lives in the same per-node map as
- * the changed records: every received message notes its sender, and one
- * lookup (`noteHeard`) both finds the member and stamps it.
+ * It also keeps when we last heard from each member: every received message
+ * notes its sender (`noteHeard`), so the times sit in a map of their own
+ * keyed by the table's name strings, with small integers as values (no
+ * allocation per message: the simulator runs this for ten thousand nodes).
  */
 export class MemberTable {
   private readonly base: SharedMembers
-  /** This node's views: changed records, removals, and heard times. */
-  private readonly overlay = new Map<string, LocalView>()
+  /** Changed records; null marks a base member that was removed (reaped). */
+  private readonly overlay = new Map<string, Member | null>()
   /** Names added after the base, in slot order (removed ones are skipped lazily). */
   private added: string[] = []
   private addedRemoved = 0
   private readonly counts: number[]
   private readonly fp: SetFingerprint
   private sizeNow: number
+  /** When we last heard from each member, in the caller's units. */
+  private readonly heard = new Map<string, number>()
 
   constructor(base: SharedMembers = EMPTY) {
     this.base = base
@@ -86,28 +78,26 @@ export class MemberTable {
 
   get(name: string): Member | undefined {
     const o = this.overlay.get(name)
-    if (o === undefined || o.record === undefined) return this.base.byName.get(name)
-    return o.record ?? undefined
+    if (o !== undefined) return o ?? undefined
+    return this.base.byName.get(name)
   }
 
   /** Adds or replaces the record of `m.name`. */
   set(m: Member): void {
     const cur = this.get(m.name)
-    const o = this.overlay.get(m.name)
     if (cur !== undefined) {
       this.counts[cur.status]!--
       this.fp.toggle(...memberHash(cur))
     } else {
       this.sizeNow++
       if (!this.base.byName.has(m.name)) {
-        if (o === undefined) this.added.push(m.name)
+        if (!this.overlay.has(m.name)) this.added.push(m.name)
         else this.addedRemoved-- // a removed name back in its old slot
       }
     }
     this.counts[m.status]!++
     this.fp.toggle(...memberHash(m))
-    if (o === undefined) this.overlay.set(m.name, { record: m, heardAt: -1 })
-    else o.record = m
+    this.overlay.set(m.name, m)
   }
 
   remove(name: string): void {
@@ -116,12 +106,8 @@ export class MemberTable {
     this.counts[cur.status]!--
     this.fp.toggle(...memberHash(cur))
     this.sizeNow--
-    const o = this.overlay.get(name)
-    if (o === undefined) this.overlay.set(name, { record: null, heardAt: -1 })
-    else {
-      o.record = null
-      o.heardAt = -1
-    }
+    this.heard.delete(name)
+    this.overlay.set(name, null)
     if (!this.base.byName.has(name)) {
       // Keep the name in `added` (skipped while absent) so slot order stays put.
       this.addedRemoved++
@@ -130,8 +116,8 @@ export class MemberTable {
   }
 
   private compactAdded(): void {
-    this.added = this.added.filter((n) => this.overlay.get(n)?.record != null)
-    for (const [name, o] of this.overlay) if (o.record === null && !this.base.byName.has(name)) this.overlay.delete(name)
+    this.added = this.added.filter((n) => this.overlay.get(n) != null)
+    for (const [name, m] of this.overlay) if (m === null && !this.base.byName.has(name)) this.overlay.delete(name)
     this.addedRemoved = 0
   }
 
@@ -141,23 +127,15 @@ export class MemberTable {
    * hold it.
    */
   noteHeard(name: string, at: number): Member | undefined {
-    const o = this.overlay.get(name)
-    if (o !== undefined) {
-      const m = o.record === undefined ? this.base.byName.get(name) : o.record
-      if (m == null) return undefined
-      o.heardAt = at
-      return m
-    }
-    const b = this.base.byName.get(name)
-    if (b === undefined) return undefined
-    this.overlay.set(b.name, { record: undefined, heardAt: at })
-    return b
+    const m = this.get(name)
+    // Keyed by the record's own string: the sender's name was decoded from the packet, a fresh copy.
+    if (m !== undefined) this.heard.set(m.name, at)
+    return m
   }
 
   /** When we last heard from `name` (as given to `noteHeard`), or undefined. */
   heardAt(name: string): number | undefined {
-    const h = this.overlay.get(name)?.heardAt
-    return h === undefined || h < 0 ? undefined : h
+    return this.heard.get(name)
   }
 
   /** Number of sampling slots (some may be empty). */
@@ -195,12 +173,12 @@ export class MemberTable {
   *[Symbol.iterator](): IterableIterator<Member> {
     for (const b of this.base.list) {
       const o = this.overlay.get(b.name)
-      if (o === undefined || o.record === undefined) yield b
-      else if (o.record !== null) yield o.record
+      if (o === undefined) yield b
+      else if (o !== null) yield o
     }
     for (const name of this.added) {
       const o = this.overlay.get(name)
-      if (o !== undefined && o.record != null) yield o.record
+      if (o != null) yield o
     }
   }
 }

@@ -928,11 +928,19 @@ export class Membership {
       this.nextProbeMs += this.scaled(t.probeIntervalMs)
       if (this.nextProbeMs <= nowMs) this.nextProbeMs = nowMs + this.scaled(t.probeIntervalMs)
     }
-    // A gossip round is due only when there is news to send: an idle node does not wake for it.
+    // Gossip rounds fall on this node's own grid (its random phase plus whole intervals), and only
+    // when there is news: an idle node does not wake for them. News that comes after at least one
+    // whole idle interval waits for the next grid point, as with a ticker; so nodes that all get the
+    // same news at once still gossip at their own phases, not in one burst.
     if (nowMs >= this.nextGossipMs && this.hasNewsToGossip()) {
-      this.disseminate(nowMs)
-      this.nextGossipMs += t.memberGossipIntervalMs
-      if (this.nextGossipMs <= nowMs) this.nextGossipMs = nowMs + t.memberGossipIntervalMs
+      const interval = t.memberGossipIntervalMs
+      const missed = Math.floor((nowMs - this.nextGossipMs) / interval)
+      if (missed === 0) {
+        this.disseminate(nowMs)
+        this.nextGossipMs += interval
+      } else {
+        this.nextGossipMs += (missed + 1) * interval
+      }
     }
     this.reap(nowMs)
   }
@@ -969,7 +977,7 @@ export class Membership {
 
   nextWakeMs(): number {
     if (this.phase === 'conflict') return Infinity
-    // Left in the past while idle: news that arrives then goes out at once, and at most one round per interval.
+    // Left in the past while idle; with news, the tick puts it back on the grid (see tick).
     let at = this.hasNewsToGossip() ? this.nextGossipMs : Infinity
     if (this.phase === 'member') at = Math.min(at, this.nextProbeMs)
     if (this.phase === 'joining' || (this.phase === 'member' && this.livePeers === 0)) at = Math.min(at, this.nextJoinMs)

@@ -177,10 +177,12 @@ export function runExperiment(spec: ExperimentSpec, onProgress?: (doneMs: number
   const crashedAt = new Map<number, number>()
   const detection: number[] = []
   let falsePositives = 0
+  // Every observer reports every crash: a lookup per event, not a scan of all nodes.
+  const nodeByName = new Map(nodes.map((x) => [x.name, x]))
   sim.onMemberEvent = (observer, e) => {
     viewChanged.add(observer.index)
     if (e.type !== 'dead') return
-    const target = nodes.find((x) => x.name === e.member.name)
+    const target = nodeByName.get(e.member.name)
     if (target === undefined) return
     const at = crashedAt.get(target.index)
     if (at !== undefined && !target.up) detection.push(sim.now - at)

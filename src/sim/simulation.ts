@@ -14,6 +14,8 @@ import { SimNetwork } from './network.js'
 import { SimTransport } from './sim-transport.js'
 
 export interface SimNode {
+  /** A node is its own tick event in the queue (see `schedule`): no allocation per wake. */
+  readonly kind: 'node'
   readonly index: number
   readonly name: string
   readonly address: string
@@ -23,9 +25,7 @@ export interface SimNode {
   security: PacketSecurity | undefined
   up: boolean
   generation: number
-  /** Token of the tick event currently scheduled; older tick events are stale. */
-  wakeToken: number
-  /** Virtual time of the scheduled tick (on the simulation's clock). */
+  /** Virtual time of the scheduled tick (on the simulation's clock); a tick popped at any other time is stale. */
   wakeAt: number
   /** This node's wall clock minus the true (simulation) time: a skewed or broken clock. */
   clockOffsetMs: number
@@ -46,7 +46,7 @@ export interface SimulationOptions {
 }
 
 type SimEvent =
-  | { kind: 'tick'; node: SimNode; token: number }
+  | SimNode
   | { kind: 'deliver'; from: SimNode; to: SimNode; bytes: Buffer; stream: boolean; generation: number }
   | { kind: 'call'; fn: () => void }
   | { kind: 'thaw'; node: SimNode; generation: number }
@@ -104,6 +104,7 @@ export class Simulation {
     const seeds = options.seeds ?? (this.nodes.length > 0 ? [this.nodes[0]!.address] : [])
     const engine = this.makeEngine(name, address, generation, seeds, this.now, options.members)
     const node: SimNode = {
+      kind: 'node',
       index,
       name,
       address,
@@ -112,7 +113,6 @@ export class Simulation {
       security: this.makeSecurity(),
       up: true,
       generation,
-      wakeToken: 0,
       wakeAt: Infinity,
       clockOffsetMs: 0,
       frozenUntil: -Infinity,
@@ -211,9 +211,10 @@ export class Simulation {
 
   private handle(ev: SimEvent): void {
     switch (ev.kind) {
-      case 'tick': {
-        const node = ev.node
-        if (!node.up || ev.token !== node.wakeToken) return
+      case 'node': {
+        const node = ev
+        // Stale: the node was rescheduled, crashed, frozen or restarted since this wake was queued.
+        if (!node.up || node.wakeAt !== this.now) return
         node.wakeAt = Infinity
         if (this.now < node.frozenUntil) return
         // Woken for a deadline that has since gone (an answered probe): nothing is due, as a real timer firing early finds.
@@ -292,8 +293,8 @@ export class Simulation {
     const at = Math.max(node.engine.nextWakeMs() - node.clockOffsetMs, this.now)
     if (at >= node.wakeAt) return
     node.wakeAt = at
-    node.wakeToken++
-    this.queue.push(at, { kind: 'tick', node, token: node.wakeToken })
+    // The node itself is the event; `wakeAt` tells the live wake from earlier ones still queued.
+    this.queue.push(at, node)
   }
 
   // ---- operations on nodes (each flushes what the engine produced) ----------
@@ -319,7 +320,6 @@ export class Simulation {
   crash(node: SimNode): void {
     node.up = false
     node.wakeAt = Infinity
-    node.wakeToken++
   }
 
   /**
@@ -329,7 +329,6 @@ export class Simulation {
   freeze(node: SimNode, ms: number): void {
     node.frozenUntil = this.now + ms
     node.wakeAt = Infinity
-    node.wakeToken++
     this.queue.push(node.frozenUntil, { kind: 'thaw', node, generation: node.generation })
   }
 
@@ -365,7 +364,6 @@ export class Simulation {
     node.security = this.makeSecurity()
     node.up = true
     node.wakeAt = Infinity
-    node.wakeToken++
     this.schedule(node)
   }
 
