@@ -33,6 +33,8 @@ export interface KeyState {
 /** What the driver read from one running agent at the end. */
 export interface FinalView {
   readonly agent: string
+  /** When this agent's keys were read (its answer arrived); the input's `readAt` when unset. */
+  readonly readAt?: number
   readonly keys: ReadonlyMap<string, KeyState>
   readonly members: ReadonlyMap<string, string>
 }
@@ -104,8 +106,9 @@ export function runChecks(input: CheckInput): CheckResult {
         }
         continue
       }
-      // Absent: fine if the write expired, or a delete can explain it.
-      if (w.expiresBy !== undefined && w.expiresBy <= input.readAt) continue
+      // Absent: fine if the write expired by the time this agent was read (the agent set the expiry
+      // between the request's sending and its answer: at the earliest sentAt + ttl), or a delete explains it.
+      if (w.ttlMs !== undefined && w.sentAt + w.ttlMs <= (f.readAt ?? input.readAt)) continue
       const laterDelete = possibleDeletes.some((d) => d.key === w.key && (d.version === undefined || compareVersions(d.version, w.version!) > 0))
       // A TTL write to the same key after this one can expire and take the key with it.
       const laterTtl = acked.some((o) => o.key === w.key && o.kind === 'ttl-put' && compareVersions(o.version!, w.version!) > 0)

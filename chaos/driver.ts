@@ -89,6 +89,7 @@ async function waitConverged(agents: readonly AgentHost[], limitMs: number): Pro
 
 async function readFinal(a: AgentHost): Promise<FinalView> {
   const kv = await request(a.http, 'GET', '/v1/kv', undefined, 10_000)
+  const readAt = Date.now()
   const members = await request(a.http, 'GET', '/v1/members', undefined, 10_000)
   const keys = new Map<string, KeyState>()
   for (const e of (kv?.json as { key: string; version: KeyState['version']; expiresAt?: number }[] | undefined) ?? []) {
@@ -96,7 +97,7 @@ async function readFinal(a: AgentHost): Promise<FinalView> {
   }
   const m = new Map<string, string>()
   for (const x of (members?.json as { name: string; status: string }[] | undefined) ?? []) m.set(x.name, x.status)
-  return { agent: a.name, keys, members: m }
+  return { agent: a.name, readAt, keys, members: m }
 }
 
 function warningCounts(agents: readonly AgentHost[]): Record<string, number> {

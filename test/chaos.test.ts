@@ -91,6 +91,14 @@ describe('chaos checks on recorded histories', () => {
     assert.equal(r.writesLost, 1)
   })
 
+  test('a TTL write absent where it had expired by the time that agent was read is not lost; absent before is', () => {
+    const ttl: Op = { ...op('ttl-put', 'c', 100), ttlMs: 1000, expiresBy: 1100 }
+    const expired = runChecks({ ...base, readAt: 900, agents, ops: [ttl], changes: [], finals: [view('h0', [['c', 100]]), { ...view('h1', []), readAt: 1200 }] })
+    assert.equal(expired.writesLost, 0, 'h1 was read after the expiry, though the read began before it')
+    const early = runChecks({ ...base, readAt: 900, agents, ops: [ttl], changes: [], finals: [view('h0', [['c', 100]]), { ...view('h1', []), readAt: 950 }] })
+    assert.equal(early.writesLost, 1)
+  })
+
   test('a value older than an acknowledged delete is a resurrection, in the final state and in a change stream', () => {
     const final = runChecks({ ...base, agents, ops: [op('put', 'a', 10), op('delete', 'a', 20)], changes: [], finals: [view('h0', []), view('h1', [['a', 10]])] })
     assert.equal(final.resurrections, 1)
