@@ -152,7 +152,6 @@ export function runChecks(input: CheckInput): CheckResult {
   // False deaths: a 'member dead' log line about an agent whose process was alive and reachable then.
   let falseDeaths = 0
   let deathsDeclared = 0
-  const hostIndex = (name: string): number => Number(name.slice(1))
   for (const observer of input.agents) {
     for (const line of observer.logs) {
       if (line.msg !== 'member dead') continue
@@ -160,10 +159,10 @@ export function runChecks(input: CheckInput): CheckResult {
       const target = byName.get(String(line.member))
       if (target === undefined) continue
       const t = line.time
-      const i = hostIndex(target.name)
+      const i = target.host.index
       const wasDown = input.timeline.down.some((d) => d.host === i && d.from <= t && t <= d.to + 1000)
       if (wasDown) continue
-      const cut = input.timeline.partitions.some((p) => p.from <= t && t <= p.to + 1000 && p.groupOf[i] !== p.groupOf[hostIndex(observer.name)])
+      const cut = input.timeline.partitions.some((p) => p.from <= t && t <= p.to + 1000 && p.groupOf[i] !== p.groupOf[observer.host.index])
       if (cut) continue
       falseDeaths++
       add('false-death', `${observer.name} declared ${target.name} dead at ${new Date(t).toISOString()} while its process was alive and reachable`)

@@ -41,9 +41,8 @@ export interface Op {
   outcome: 'pending' | 'acked' | 'refused' | 'unknown'
   version?: Version
   ackedAt?: number
-  /** For TTL writes: the TTL asked for, and the latest time every node drops the key (the agent took it before answering). */
+  /** For TTL writes: the TTL asked for (the agent sets the expiry between the request's sending and its answer). */
   ttlMs?: number
-  expiresBy?: number
 }
 
 /** One change an agent reported on its watch stream. */
@@ -132,7 +131,6 @@ export class Workload {
       op.outcome = 'acked'
       op.version = body.version
       op.ackedAt = Date.now()
-      if (op.ttlMs !== undefined) op.expiresBy = op.ackedAt + op.ttlMs
     } else {
       op.outcome = 'refused'
     }

@@ -56,7 +56,7 @@ describe('chaos suite on network namespaces', () => {
 
 describe('chaos checks on recorded histories', () => {
   const agent = (name: string, logs: AgentHost['logs'] = []): AgentHost =>
-    ({ name, state: 'running', logs, unexpectedExits: [], rss: [] }) as unknown as AgentHost
+    ({ name, host: { index: Number(name.slice(1)) }, state: 'running', logs, unexpectedExits: [], rss: [] }) as unknown as AgentHost
   const op = (kind: Op['kind'], key: string, ts: number, origin = 'h0'): Op => ({
     kind,
     key,
@@ -92,7 +92,7 @@ describe('chaos checks on recorded histories', () => {
   })
 
   test('a TTL write absent where it had expired by the time that agent was read is not lost; absent before is', () => {
-    const ttl: Op = { ...op('ttl-put', 'c', 100), ttlMs: 1000, expiresBy: 1100 }
+    const ttl: Op = { ...op('ttl-put', 'c', 100), ttlMs: 1000 }
     const expired = runChecks({ ...base, readAt: 900, agents, ops: [ttl], changes: [], finals: [view('h0', [['c', 100]]), { ...view('h1', []), readAt: 1200 }] })
     assert.equal(expired.writesLost, 0, 'h1 was read after the expiry, though the read began before it')
     const early = runChecks({ ...base, readAt: 900, agents, ops: [ttl], changes: [], finals: [view('h0', [['c', 100]]), { ...view('h1', []), readAt: 950 }] })

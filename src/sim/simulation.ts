@@ -218,8 +218,9 @@ export class Simulation {
         node.wakeAt = Infinity
         if (this.now < node.frozenUntil) return
         // Woken for a deadline that has since gone (an answered probe): nothing is due, as a real timer firing early finds.
-        if (node.engine.nextWakeMs() - node.clockOffsetMs > this.now) {
-          this.schedule(node)
+        const wakeMs = node.engine.nextWakeMs()
+        if (wakeMs - node.clockOffsetMs > this.now) {
+          this.schedule(node, wakeMs)
           return
         }
         node.engine.tick(this.clockOf(node))
@@ -288,9 +289,10 @@ export class Simulation {
     this.schedule(node)
   }
 
-  private schedule(node: SimNode): void {
+  /** Queues the node's next tick; `wakeMs` (its own clock) when the caller has just asked the engine. */
+  private schedule(node: SimNode, wakeMs?: number): void {
     if (!node.up || this.now < node.frozenUntil) return
-    const at = Math.max(node.engine.nextWakeMs() - node.clockOffsetMs, this.now)
+    const at = Math.max((wakeMs ?? node.engine.nextWakeMs()) - node.clockOffsetMs, this.now)
     if (at >= node.wakeAt) return
     node.wakeAt = at
     // The node itself is the event; `wakeAt` tells the live wake from earlier ones still queued.
