@@ -51,7 +51,8 @@ export const SCENARIOS: readonly Scenario[] = [
     description: '50/50 partition, then healed',
     tombstoneRetention: '1h',
     keys: 40,
-    minDurationMs: 15_000,
+    // The cut lasts half the run: at least 12 s, past the lan preset's detection time, so each side declares the other dead.
+    minDurationMs: 24_000,
     steps: (hosts, d) => [at(d, 0.2, { kind: 'partition', groupOf: halves(hosts) }), at(d, 0.7, { kind: 'heal' })],
   },
   {
@@ -75,7 +76,8 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'SIGKILL of an agent, restarted with its data dir',
     tombstoneRetention: '1h',
     keys: 40,
-    minDurationMs: 15_000,
+    // Away for 35% of the run: at least 12 s, so the others have declared it dead before it returns.
+    minDurationMs: 35_000,
     steps: (_hosts, d) => [at(d, 0.2, { kind: 'kill', host: 1 }), at(d, 0.55, { kind: 'restart', host: 1, keepData: true })],
   },
   {
