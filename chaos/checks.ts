@@ -80,6 +80,28 @@ function max(a: Version | undefined, b: Version): Version {
   return a === undefined || compareVersions(b, a) > 0 ? b : a
 }
 
+/** Wall-clock time of day, to the millisecond (the agents' log lines carry the same clock). */
+function clock(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23)
+}
+
+/**
+ * The evidence for a flagged key: the last operations on it, oldest first, each
+ * with its kind, outcome, version, agent and times, so that a flagged write can
+ * be told from a false alarm (an expiry, a concurrent delete) at a glance.
+ */
+export function keyHistory(ops: readonly Op[], key: string, limit = 12): string {
+  const mine = ops.filter((o) => o.key === key)
+  const shown = mine.slice(-limit)
+  const lines = shown.map((o) => {
+    const ttl = o.ttlMs === undefined ? '' : ` ttl ${o.ttlMs} ms (expires from ${clock(o.sentAt + o.ttlMs)})`
+    const ack = o.ackedAt === undefined ? '' : ` answered ${clock(o.ackedAt)}`
+    return `    ${clock(o.sentAt)} ${o.kind} via ${o.agent}: ${o.outcome} ${formatVersion(o.version)}${ack}${ttl}`
+  })
+  const head = mine.length > shown.length ? `  operations on ${key} (last ${shown.length} of ${mine.length}):` : `  operations on ${key}:`
+  return [head, ...lines].join('\n')
+}
+
 export function runChecks(input: CheckInput): CheckResult {
   const violations: Violation[] = []
   const add = (check: Violation['check'], detail: string): void => {
@@ -97,13 +119,12 @@ export function runChecks(input: CheckInput): CheckResult {
   const possibleDeletes = input.ops.filter((o) => o.kind === 'delete' && (o.outcome === 'acked' || o.outcome === 'unknown'))
   let writesLost = 0
   for (const w of writes) {
+    const below: string[] = []
+    const absent: string[] = []
     for (const f of input.finals) {
       const held = f.keys.get(w.key)
       if (held !== undefined) {
-        if (compareVersions(held.version, w.version!) < 0) {
-          writesLost++
-          add('lost-write', `${f.agent} holds ${w.key} at ${formatVersion(held.version)}, below the acknowledged write ${formatVersion(w.version)} (${w.kind} of '${w.value}' through ${w.agent})`)
-        }
+        if (compareVersions(held.version, w.version!) < 0) below.push(`${f.agent} at ${formatVersion(held.version)}`)
         continue
       }
       // Absent: fine if the write expired by the time this agent was read (the agent set the expiry
@@ -113,9 +134,13 @@ export function runChecks(input: CheckInput): CheckResult {
       // A TTL write to the same key after this one can expire and take the key with it.
       const laterTtl = acked.some((o) => o.key === w.key && o.kind === 'ttl-put' && compareVersions(o.version!, w.version!) > 0)
       if (laterDelete || laterTtl) continue
-      writesLost++
-      add('lost-write', `${f.agent} does not hold ${w.key}; the acknowledged write ${formatVersion(w.version)} ('${w.value}' through ${w.agent}) was not deleted or expired`)
+      absent.push(`${f.agent} (read ${clock(f.readAt ?? input.readAt)})`)
     }
+    if (below.length + absent.length === 0) continue
+    writesLost += below.length + absent.length
+    const what = `the acknowledged ${w.kind} ${formatVersion(w.version)} of ${w.key} ('${w.value}' through ${w.agent})`
+    const where = [below.length > 0 ? `held below it by ${below.join(', ')}` : '', absent.length > 0 ? `absent, not deleted or expired, on ${absent.join(', ')}` : '']
+    add('lost-write', `${what} is ${where.filter((x) => x !== '').join('; ')}\n${keyHistory(input.ops, w.key)}`)
   }
 
   // 3. No resurrection: each agent's own history, then the final views against acknowledged deletes.
@@ -135,7 +160,7 @@ export function runChecks(input: CheckInput): CheckResult {
       const held = f.keys.get(d.key)
       if (held !== undefined && compareVersions(held.version, d.version!) < 0) {
         resurrections++
-        add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})`)
+        add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})\n${keyHistory(input.ops, d.key)}`)
       }
     }
   }

@@ -220,7 +220,8 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
     }
     for (const v of result.violations.slice(0, 20)) say(`  VIOLATION ${v.check}: ${v.detail}`)
     if (result.violations.length > 20) say(`  ... and ${result.violations.length - 20} more`)
-    say(`  ${result.ok ? 'ok' : `FAILED (scenario ${scenario.name}, seed ${seed})`}: ${result.writesAcked} writes and ${result.deletesAcked} deletes acknowledged`)
+    const replay = `npm run chaos -- --scenario ${scenario.name} --seed ${seed} --hosts ${agents.length} --scenario-duration ${durationMs / 1000}s --ops-per-sec ${input.opsPerSec}`
+    say(`  ${result.ok ? 'ok' : `FAILED (scenario ${scenario.name}, seed ${seed}; again: ${replay})`}: ${result.writesAcked} writes and ${result.deletesAcked} deletes acknowledged`)
     return result
   } finally {
     clearInterval(sampler)

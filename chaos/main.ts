@@ -105,6 +105,7 @@ export function reportTable(results: readonly ScenarioResult[]): string {
   const rows = results.map((r) =>
     [
       r.scenario,
+      String(r.seed),
       String(r.hosts),
       `${r.durationMs / 1000} s`,
       String(r.writesAcked),
@@ -118,10 +119,22 @@ export function reportTable(results: readonly ScenarioResult[]): string {
     ].join(' | '),
   )
   return [
-    '| scenario | hosts | duration | writes acknowledged | deletes acknowledged | writes lost | resurrections | converged after the heal | false deaths (of deaths declared) | peak agent RSS | guarantees |',
-    '| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |',
+    '| scenario | seed | hosts | duration | writes acknowledged | deletes acknowledged | writes lost | resurrections | converged after the heal | false deaths (of deaths declared) | peak agent RSS | guarantees |',
+    '| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |',
     ...rows.map((r) => `| ${r} |`),
   ].join('\n')
+}
+
+/** The evidence of every failed scenario (at most `limit` violations each), for the report under its table. */
+export function reportViolations(results: readonly ScenarioResult[], limit = 10): string {
+  const failed = results.filter((r) => !r.ok)
+  if (failed.length === 0) return ''
+  const parts = failed.map((r) => {
+    const shown = r.violations.slice(0, limit).map((v) => `${v.check}: ${v.detail}`)
+    const more = r.violations.length > limit ? [`... and ${r.violations.length - limit} more`] : []
+    return [`### ${r.scenario}, seed ${r.seed}`, '', '```', ...shown, ...more, '```'].join('\n')
+  })
+  return ['## Violations', '', ...parts].join('\n\n')
 }
 
 async function main(): Promise<void> {
@@ -186,6 +199,7 @@ async function main(): Promise<void> {
         '',
         table,
         '',
+        reportViolations(results),
       ].join('\n'),
     )
   }

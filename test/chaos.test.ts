@@ -83,7 +83,9 @@ describe('chaos checks on recorded histories', () => {
   test('an acknowledged write missing on one agent is a lost write', () => {
     const r = runChecks({ ...base, agents, ops: [op('put', 'b', 30)], changes: [], finals: [view('h0', [['b', 30]]), view('h1', [])] })
     assert.equal(r.writesLost, 1)
-    assert.match(r.violations[0]!.detail, /h1 does not hold b/)
+    assert.match(r.violations[0]!.detail, /put 30@h0 of b .* absent, not deleted or expired, on h1/)
+    // The evidence lists the key's operations: kind, agent, outcome, version.
+    assert.match(r.violations[0]!.detail, /operations on b:\n +[\d:.]+ put via h0: acked 30@h0/)
   })
 
   test('an older version where a newer write was acknowledged is a lost write', () => {
