@@ -16,6 +16,8 @@ import type { LabHost } from './lab.js'
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 export const GOSSIP_PORT = 7946
 export const HTTP_PORT = 7070
+/** How often each agent writes its data-dir snapshot (`--snapshot-interval`). */
+export const SNAPSHOT_INTERVAL_MS = 2000
 
 export interface AgentSettings {
   /** Every agent's gossip address, for --join (an agent skips its own). */
@@ -34,6 +36,18 @@ export interface LogLine {
 
 export type HostState = 'running' | 'stopped' | 'killed' | 'left'
 
+/** One life of an agent: one process, from its start to its end. */
+export interface AgentLife {
+  /** 1 for the first life. */
+  readonly life: number
+  readonly startedAt: number
+  /** Started on the data dir its previous life left (a restart that kept the data). */
+  readonly keptData: boolean
+  endedAt?: number
+  /** How it ended: SIGKILL (the harness's, or the end of the scenario), a graceful leave, or an exit of its own. */
+  endedBy?: 'kill' | 'leave' | 'crash'
+}
+
 export class AgentHost {
   readonly name: string
   readonly http: string
@@ -48,6 +62,8 @@ export class AgentHost {
   rss: number[] = []
   /** Lives started (1 after the first start). */
   lives = 0
+  /** Every life, in order. */
+  readonly lifeLog: AgentLife[] = []
   private expectingExit = false
 
   constructor(
@@ -67,8 +83,11 @@ export class AgentHost {
     return this.child?.pid
   }
 
-  /** Starts a new life and resolves once its HTTP API answers (or rejects after 20 s). */
-  async start(): Promise<void> {
+  /**
+   * Starts a new life and resolves once its HTTP API answers (or rejects
+   * after 20 s). `keptData`: the data dir is the one the previous life left.
+   */
+  async start(keptData = false): Promise<void> {
     const seeds = this.settings.seeds.filter((s) => s !== this.gossip)
     const args = [
       'netns', 'exec', this.host.ns,
@@ -79,13 +98,15 @@ export class AgentHost {
       '--join', seeds.join(','),
       '--preset', 'lan',
       '--data-dir', this.dataDir,
-      '--snapshot-interval', '2s',
+      '--snapshot-interval', `${SNAPSHOT_INTERVAL_MS}ms`,
       '--tombstone-retention', this.settings.tombstoneRetention,
       '--log-level', 'info',
     ]
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.lives++
+    const life: AgentLife = { life: this.lives, startedAt: Date.now(), keptData }
+    this.lifeLog.push(life)
     this.rss = []
     this.expectingExit = false
     let buffered = ''
@@ -106,6 +127,8 @@ export class AgentHost {
     child.stderr.on('data', onData)
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined
+      life.endedAt = Date.now()
+      life.endedBy ??= this.expectingExit ? 'kill' : 'crash'
       if (!this.expectingExit) {
         this.unexpectedExits.push(`${this.name} life ${this.lives} exited by itself (${signal ?? `code ${code}`})`)
         this.state = 'killed'
@@ -143,6 +166,8 @@ export class AgentHost {
 
   /** A graceful leave (SIGTERM): the others must see it `left`. */
   async leave(): Promise<void> {
+    const life = this.lifeLog.at(-1)
+    if (life !== undefined && this.child !== undefined) life.endedBy = 'leave'
     await this.signal('SIGTERM', true)
     this.state = 'left'
   }
@@ -163,7 +188,7 @@ export class AgentHost {
   async restart(keepData: boolean): Promise<void> {
     if (this.child !== undefined) await this.kill()
     if (!keepData) rmSync(this.dataDir, { recursive: true, force: true })
-    await this.start()
+    await this.start(keepData)
   }
 
   /** Reads the process's resident set size (its own, not the `ip` wrapper's: `ip netns exec` execs it). */

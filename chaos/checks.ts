@@ -10,8 +10,14 @@
  *    or superseded there by a higher version of the same key (a later write,
  *    a delete, or the write's own expiry).
  * 3. No resurrection: no agent ever reports a value of a key older than a
- *    delete it reported before (its change stream), and at the end no agent
- *    holds a key at a version below an acknowledged delete of it.
+ *    delete it reported before (its change stream); no agent comes back from
+ *    a restart on its data dir holding a value older than a delete it had
+ *    reported long enough before its end to be in its last snapshot (what it
+ *    held at the start of the new life, then that life's stream); and at the
+ *    end no agent holds a key at a version below an acknowledged delete.
+ *    A returning agent that still holds a key deleted while it was away, and
+ *    drops it on catching up, serves a stale read, not a resurrection: the
+ *    count is reported (`staleAtReturn`), not judged.
  * 4. Membership: every running agent is alive on every running agent; killed
  *    ones are dead or reaped; left ones are left or reaped; and no agent was
  *    declared dead, by an agent that could reach it, while its process was
@@ -22,8 +28,8 @@
  *
  * Each violation names the evidence: which key, which agent, which versions.
  */
-import type { AgentHost } from './agent-host.js'
-import { type Op, type Version, type WatchedChange, compareVersions, formatVersion } from './workload.js'
+import { type AgentHost, SNAPSHOT_INTERVAL_MS } from './agent-host.js'
+import { type Op, type StartView, type Version, type WatchedChange, compareVersions, formatVersion } from './workload.js'
 
 export interface KeyState {
   readonly version: Version
@@ -56,6 +62,8 @@ export interface CheckInput {
   readonly agents: readonly AgentHost[]
   readonly ops: readonly Op[]
   readonly changes: readonly WatchedChange[]
+  /** What each life held when its change stream began (none: the cross-life check has nothing to judge). */
+  readonly startViews?: readonly StartView[]
   readonly finals: readonly FinalView[]
   readonly timeline: Timeline
   /** ms from the heal until every running agent agreed, or null when they did not within the limit. */
@@ -71,9 +79,13 @@ export interface CheckResult {
   readonly deletesAcked: number
   readonly writesLost: number
   readonly resurrections: number
+  /** Keys a restarted agent held, at its return, at a version below a delete acknowledged before it started (stale until it catches up). */
+  readonly staleAtReturn: number
   readonly falseDeaths: number
   /** Every 'member dead' an agent logged (expected ones included: killed agents, the other side of a partition). */
   readonly deathsDeclared: number
+  /** The agent whose RSS grew most over its last life: the median of its second quarter of samples against that of its last quarter (null: no life had 8 samples). */
+  readonly rssGrowth: { readonly agent: string; readonly earlyBytes: number; readonly lateBytes: number } | null
 }
 
 function max(a: Version | undefined, b: Version): Version {
@@ -155,6 +167,44 @@ export function runChecks(input: CheckInput): CheckResult {
       add('resurrection', `${c.agent} (life ${c.life}) reported ${c.key} at ${formatVersion(c.version)} after it had reported its delete at ${formatVersion(floor)}`)
     }
   }
+  // Across lives on the same data dir: the deletes each life reported in time for its last snapshot.
+  const startViews = input.startViews ?? []
+  let staleAtReturn = 0
+  for (const a of input.agents) {
+    const onDisk = new Map<string, { version: Version; life: number; at: number }>()
+    for (const life of a.lifeLog) {
+      if (!life.keptData) onDisk.clear()
+      const judge = (key: string, version: Version, at: number, how: string): void => {
+        const floor = onDisk.get(key)
+        if (floor === undefined || compareVersions(version, floor.version) >= 0) return
+        resurrections++
+        add(
+          'resurrection',
+          `${a.name} came back (life ${life.life}, on its data dir) with ${key} at ${formatVersion(version)} (${how} at ${clock(at)}), ` +
+            `below the delete ${formatVersion(floor.version)} it had reported at ${clock(floor.at)} in life ${floor.life}, in time for its last snapshot\n${keyHistory(input.ops, key)}`,
+        )
+      }
+      const view = startViews.find((v) => v.agent === a.name && v.life === life.life)
+      if (view !== undefined) {
+        for (const [key, version] of view.keys) judge(key, version, view.at, 'held at the start of its stream')
+        if (life.life > 1) {
+          for (const [key, version] of view.keys) {
+            if (deletes.some((d) => d.key === key && d.ackedAt! < life.startedAt && compareVersions(d.version!, version) > 0)) staleAtReturn++
+          }
+        }
+      }
+      const mine = input.changes.filter((c) => c.agent === a.name && c.life === life.life)
+      for (const c of mine) if (!c.deleted) judge(c.key, c.version, c.at, 'reported')
+      // What this life's last snapshot holds: a graceful leave writes one at exit; a kill leaves the
+      // last periodic one, which any delete reported an interval (and a margin) before the kill is in.
+      const durableBy = life.endedAt === undefined ? -Infinity : life.endedBy === 'leave' ? life.endedAt : life.endedAt - SNAPSHOT_INTERVAL_MS - 2000
+      for (const c of mine) {
+        if (!c.deleted || c.at > durableBy) continue
+        const floor = onDisk.get(c.key)
+        if (floor === undefined || compareVersions(c.version, floor.version) > 0) onDisk.set(c.key, { version: c.version, life: life.life, at: c.at })
+      }
+    }
+  }
   for (const d of deletes) {
     for (const f of input.finals) {
       const held = f.keys.get(d.key)
@@ -195,6 +245,7 @@ export function runChecks(input: CheckInput): CheckResult {
   }
 
   // 5. Crashes, errors in the logs, memory.
+  let rssGrowth: CheckResult['rssGrowth'] = null
   for (const a of input.agents) {
     for (const e of a.unexpectedExits) add('crash', e)
     for (const line of a.logs) if (line.level >= 50) add('log-error', `${a.name}: ${line.msg} ${JSON.stringify(line).slice(0, 300)}`)
@@ -204,10 +255,11 @@ export function runChecks(input: CheckInput): CheckResult {
       const q = Math.floor(s.length / 4)
       const early = median(s.slice(q, 2 * q))
       const late = median(s.slice(s.length - q))
+      if (rssGrowth === null || late / early > rssGrowth.lateBytes / rssGrowth.earlyBytes) rssGrowth = { agent: a.name, earlyBytes: early, lateBytes: late }
       if (late > 1.5 * early && late - early > 64 * 2 ** 20) {
         add('memory', `${a.name}: RSS grew from ${(early / 2 ** 20).toFixed(0)} MiB to ${(late / 2 ** 20).toFixed(0)} MiB over its last life`)
       }
     }
   }
-  return { violations, writesAcked: writes.length, deletesAcked: deletes.length, writesLost, resurrections, falseDeaths, deathsDeclared }
+  return { violations, writesAcked: writes.length, deletesAcked: deletes.length, writesLost, resurrections, staleAtReturn, falseDeaths, deathsDeclared, rssGrowth }
 }

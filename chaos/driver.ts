@@ -42,10 +42,16 @@ export interface ScenarioResult {
   readonly unknownOutcome: number
   readonly writesLost: number
   readonly resurrections: number
+  /** Keys restarted agents came back holding below a delete acknowledged while they were away (stale reads until caught up; not a violation). */
+  readonly staleAtReturn: number
+  /** Lives whose start view was read (what the cross-life resurrection check judged). */
+  readonly startViews: number
   readonly falseDeaths: number
   readonly deathsDeclared: number
   readonly convergedAfterMs: number | null
   readonly peakRssBytes: number
+  /** The largest RSS growth over an agent's last life (see CheckResult.rssGrowth). */
+  readonly rssGrowth: { readonly agent: string; readonly earlyBytes: number; readonly lateBytes: number } | null
   /** Warnings the agents logged, by message, summed (e.g. a snapshot older than the retention, refused for a full transfer). */
   readonly warnings: Record<string, number>
   readonly violations: { readonly check: string; readonly detail: string }[]
@@ -192,6 +198,7 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
       agents,
       ops: workload.ops,
       changes: workload.changes,
+      startViews: workload.startViews,
       finals,
       timeline,
       convergedAfterMs,
@@ -210,10 +217,13 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
       unknownOutcome: workload.ops.filter((o) => o.outcome === 'unknown').length,
       writesLost: checks.writesLost,
       resurrections: checks.resurrections,
+      staleAtReturn: checks.staleAtReturn,
+      startViews: workload.startViews.length,
       falseDeaths: checks.falseDeaths,
       deathsDeclared: checks.deathsDeclared,
       convergedAfterMs,
       peakRssBytes: Math.max(0, ...agents.flatMap((a) => a.rss)),
+      rssGrowth: checks.rssGrowth,
       warnings: warningCounts(agents),
       violations: checks.violations,
       ok: checks.violations.length === 0,

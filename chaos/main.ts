@@ -112,15 +112,17 @@ export function reportTable(results: readonly ScenarioResult[]): string {
       String(r.deletesAcked),
       String(r.writesLost),
       String(r.resurrections),
+      String(r.staleAtReturn),
       r.convergedAfterMs === null ? 'not within 30 s' : `${(r.convergedAfterMs / 1000).toFixed(1)} s`,
       `${r.falseDeaths} of ${r.deathsDeclared}`,
       `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+      r.rssGrowth === null ? '—' : `×${(r.rssGrowth.lateBytes / r.rssGrowth.earlyBytes).toFixed(2)}`,
       r.ok ? 'pass' : `**FAIL** (${r.violations.length}: ${[...new Set(r.violations.map((v) => v.check))].join(', ')})`,
     ].join(' | '),
   )
   return [
-    '| scenario | seed | hosts | duration | writes acknowledged | deletes acknowledged | writes lost | resurrections | converged after the heal | false deaths (of deaths declared) | peak agent RSS | guarantees |',
-    '| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |',
+    '| scenario | seed | hosts | duration | writes acknowledged | deletes acknowledged | writes lost | resurrections | stale keys at a return | converged after the heal | false deaths (of deaths declared) | peak agent RSS | RSS growth (largest) | guarantees |',
+    '| :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :--- |',
     ...rows.map((r) => `| ${r} |`),
   ].join('\n')
 }
@@ -192,7 +194,11 @@ async function main(): Promise<void> {
         '> Written by `npm run chaos` (the harness in `chaos/`): real `grapevine agent` processes, one per network',
         '> namespace on a bridge of the harness\'s own, under a steady workload through the HTTP API while the',
         '> scenario breaks the network (iptables in the namespaces) and the processes (SIGKILL, SIGSTOP, SIGTERM).',
-        '> The guarantees checked after each scenario are listed in `chaos/checks.ts`.',
+        '> The guarantees checked after each scenario are listed in `chaos/checks.ts`. "Stale keys at a return": keys a',
+        '> restarted agent still held, when it came back, below a delete acknowledged while it was away (it drops them',
+        '> on catching up; a stale read, not a resurrection). "RSS growth": the median RSS of the last quarter of an',
+        '> agent\'s last life against that of its second quarter, for the agent where it grew most (the check fails',
+        '> above ×1.5 and +64 MiB).',
         '',
         `Run: ${new Date(t0).toISOString()}, ${os.cpus().length} CPUs, Node ${process.version}, ${((Date.now() - t0) / 1000).toFixed(0)} s in all.`,
         `Reproduce: \`npm run chaos -- --hosts ${hosts} --scenario-duration ${durationMs / 1000}s${totalMs === undefined ? '' : ` --duration ${totalMs / 1000}s`} --seed ${seed} --ops-per-sec ${opsPerSec}${names.length === SCENARIOS.length ? '' : ` --scenario ${names.join(',')}`}\``,

@@ -55,6 +55,19 @@ export interface WatchedChange {
   readonly at: number
 }
 
+/**
+ * The keys an agent held when its life's change stream began (read right
+ * after the stream was open, so no change falls between the two): what it
+ * restored from its data dir plus what it had learned since starting. The
+ * stream shows changes only; this shows what a restarted agent came back with.
+ */
+export interface StartView {
+  readonly agent: string
+  readonly life: number
+  readonly at: number
+  readonly keys: ReadonlyMap<string, Version>
+}
+
 export interface WorkloadOptions {
   readonly opsPerSec: number
   readonly keys: number
@@ -66,6 +79,7 @@ export interface WorkloadOptions {
 export class Workload {
   readonly ops: Op[] = []
   readonly changes: WatchedChange[] = []
+  readonly startViews: StartView[] = []
   private inFlight = 0
   private timer: NodeJS.Timeout | undefined
   private seq = 0
@@ -146,6 +160,8 @@ export class Workload {
       try {
         const res = await fetch(`http://${agent.http}/v1/watch`, { signal: ctl.signal })
         if (res.body === null) return
+        // The stream is subscribed once its headers are sent: read the keys now (in parallel with the stream).
+        void this.readStartView(agent, life)
         const decoder = new TextDecoder()
         const sse = new SseReader()
         for await (const chunk of res.body) {
@@ -159,6 +175,14 @@ export class Workload {
       }
     }
     void read()
+  }
+
+  private async readStartView(agent: AgentHost, life: number): Promise<void> {
+    const res = await request(agent.http, 'GET', '/v1/kv', undefined, 5000)
+    if (res?.status !== 200 || !Array.isArray(res.json)) return
+    const keys = new Map<string, Version>()
+    for (const e of res.json as { key: string; version: Version }[]) keys.set(e.key, e.version)
+    this.startViews.push({ agent: agent.name, life, at: Date.now(), keys })
   }
 
   unwatchAll(): void {

@@ -16,7 +16,7 @@ import { type FinalView, runChecks } from '../chaos/checks.js'
 import type { ScenarioResult } from '../chaos/driver.js'
 import { labUnavailable } from '../chaos/lab.js'
 import { SCENARIOS } from '../chaos/scenarios.js'
-import type { Op, WatchedChange } from '../chaos/workload.js'
+import type { Op, StartView, WatchedChange } from '../chaos/workload.js'
 
 const MAIN = fileURLToPath(new URL('../chaos/main.js', import.meta.url))
 
@@ -55,8 +55,8 @@ describe('chaos suite on network namespaces', () => {
 })
 
 describe('chaos checks on recorded histories', () => {
-  const agent = (name: string, logs: AgentHost['logs'] = []): AgentHost =>
-    ({ name, host: { index: Number(name.slice(1)) }, state: 'running', logs, unexpectedExits: [], rss: [] }) as unknown as AgentHost
+  const agent = (name: string, logs: AgentHost['logs'] = [], lifeLog: AgentHost['lifeLog'] = []): AgentHost =>
+    ({ name, host: { index: Number(name.slice(1)) }, state: 'running', logs, lifeLog, unexpectedExits: [], rss: [] }) as unknown as AgentHost
   const op = (kind: Op['kind'], key: string, ts: number, origin = 'h0'): Op => ({
     kind,
     key,
@@ -110,6 +110,46 @@ describe('chaos checks on recorded histories', () => {
     ]
     const stream = runChecks({ ...base, agents, ops: [], changes, finals: [view('h0', []), view('h1', [])] })
     assert.equal(stream.resurrections, 1)
+  })
+
+  test('an agent back on its data dir with a value older than a delete it reported before its last snapshot is a resurrection', () => {
+    // h1 reported the delete of a (ts 20) at 1 s, was killed at 10 s and came back on its data dir at 12 s.
+    const lives = (keptData: boolean, deleteAt = 1000): { agents: AgentHost[]; changes: WatchedChange[] } => ({
+      agents: [
+        agent('h0'),
+        agent('h1', [], [
+          { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
+          { life: 2, startedAt: 12_000, keptData },
+        ]),
+      ],
+      changes: [{ agent: 'h1', life: 1, key: 'a', version: { ts: 20, origin: 'h0' }, deleted: true, at: deleteAt }],
+    })
+    const back = (v: number): StartView[] => [{ agent: 'h1', life: 2, at: 12_100, keys: new Map([['a', { ts: v, origin: 'h0' }]]) }]
+    const finals = [view('h0', []), view('h1', [])]
+    const fromDisk = runChecks({ ...base, ...lives(true), ops: [], startViews: back(10), finals })
+    assert.equal(fromDisk.resurrections, 1)
+    assert.match(fromDisk.violations[0]!.detail, /h1 came back \(life 2, on its data dir\) with a at 10@h0/)
+    // Not judged: a newer value; a new disk; a delete too close to the kill to be in the last snapshot.
+    assert.equal(runChecks({ ...base, ...lives(true), ops: [], startViews: back(30), finals }).resurrections, 0)
+    assert.equal(runChecks({ ...base, ...lives(false), ops: [], startViews: back(10), finals }).resurrections, 0)
+    assert.equal(runChecks({ ...base, ...lives(true, 9000), ops: [], startViews: back(10), finals }).resurrections, 0)
+    // The new life's own stream is judged against the same floor.
+    const streamed = lives(true)
+    streamed.changes.push({ agent: 'h1', life: 2, key: 'a', version: { ts: 15, origin: 'h0' }, deleted: false, at: 12_500 })
+    assert.equal(runChecks({ ...base, ...streamed, ops: [], startViews: [], finals }).resurrections, 1)
+  })
+
+  test('a key deleted while an agent was away and still held at its return is counted stale, not a resurrection', () => {
+    const away = agent('h1', [], [
+      { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
+      { life: 2, startedAt: 12_000, keptData: true },
+    ])
+    const del = { ...op('delete', 'a', 20), ackedAt: 11_000 }
+    const startViews: StartView[] = [{ agent: 'h1', life: 2, at: 12_100, keys: new Map([['a', { ts: 10, origin: 'h0' }]]) }]
+    const r = runChecks({ ...base, agents: [agent('h0'), away], ops: [op('put', 'a', 10), del], changes: [], startViews, finals: [view('h0', []), view('h1', [])] })
+    assert.equal(r.staleAtReturn, 1)
+    assert.equal(r.resurrections, 0)
+    assert.deepEqual(r.violations, [])
   })
 
   test('a death declared while the process ran and was reachable is a false death; across a partition it is not', () => {
