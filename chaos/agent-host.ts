@@ -10,8 +10,11 @@ import { once } from 'node:events'
 import { readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { readSnapshot } from '../src/agent/snapshot.js'
+import { originNodeName } from '../src/engine/engine.js'
 import { parseJsonOrUndefined } from '../src/util/json.js'
 import type { LabHost } from './lab.js'
+import type { Version } from './workload.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 export const GOSSIP_PORT = 7946
@@ -36,6 +39,14 @@ export interface LogLine {
 
 export type HostState = 'running' | 'stopped' | 'killed' | 'left'
 
+/** The data-dir snapshot a life started from, as the harness read it just before the start. */
+export interface RestoredSnapshot {
+  /** When the agent took it: every change it had applied by then is in it. */
+  readonly savedAtMs: number
+  /** Every entry, tombstones included (`deleted`). */
+  readonly entries: ReadonlyMap<string, { readonly version: Version; readonly deleted: boolean }>
+}
+
 /** One life of an agent: one process, from its start to its end. */
 export interface AgentLife {
   /** 1 for the first life. */
@@ -43,8 +54,10 @@ export interface AgentLife {
   readonly startedAt: number
   /** Started on the data dir its previous life left (a restart that kept the data). */
   readonly keptData: boolean
+  /** The snapshot it started from (kept data only; undefined when there was none). */
+  readonly restored?: RestoredSnapshot
   endedAt?: number
-  /** How it ended: SIGKILL (the harness's, or the end of the scenario), a graceful leave, or an exit of its own. */
+  /** How it ended, from the exit itself: SIGKILL, a clean exit after SIGTERM (a graceful leave), or anything else the harness did not ask for. */
   endedBy?: 'kill' | 'leave' | 'crash'
 }
 
@@ -64,7 +77,11 @@ export class AgentHost {
   lives = 0
   /** Every life, in order. */
   readonly lifeLog: AgentLife[] = []
+  /** Snapshots in the data dir that could not be read before a restart (the agent would refuse them too). */
+  readonly unreadableSnapshots: string[] = []
   private expectingExit = false
+  /** The exit of a stop in progress (a leave takes up to a few seconds): a restart waits for it. */
+  private stopping: Promise<void> | undefined
 
   constructor(
     readonly host: LabHost,
@@ -88,6 +105,7 @@ export class AgentHost {
    * after 20 s). `keptData`: the data dir is the one the previous life left.
    */
   async start(keptData = false): Promise<void> {
+    const restored = keptData ? this.readRestoredSnapshot() : undefined
     const seeds = this.settings.seeds.filter((s) => s !== this.gossip)
     const args = [
       'netns', 'exec', this.host.ns,
@@ -105,7 +123,7 @@ export class AgentHost {
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.lives++
-    const life: AgentLife = { life: this.lives, startedAt: Date.now(), keptData }
+    const life: AgentLife = { life: this.lives, startedAt: Date.now(), keptData, ...(restored !== undefined ? { restored } : {}) }
     this.lifeLog.push(life)
     this.rss = []
     this.expectingExit = false
@@ -128,7 +146,7 @@ export class AgentHost {
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined
       life.endedAt = Date.now()
-      life.endedBy ??= this.expectingExit ? 'kill' : 'crash'
+      life.endedBy = signal === 'SIGKILL' && this.expectingExit ? 'kill' : code === 0 && this.expectingExit ? 'leave' : 'crash'
       if (!this.expectingExit) {
         this.unexpectedExits.push(`${this.name} life ${this.lives} exited by itself (${signal ?? `code ${code}`})`)
         this.state = 'killed'
@@ -149,27 +167,30 @@ export class AgentHost {
     }
   }
 
-  private async signal(sig: NodeJS.Signals, waitExit: boolean): Promise<void> {
+  private async signal(sig: NodeJS.Signals): Promise<void> {
     const child = this.child
     if (child === undefined) return
-    if (waitExit) this.expectingExit = true
-    const exited = waitExit ? once(child, 'exit') : undefined
+    this.expectingExit = true
+    const exited = once(child, 'exit').then(() => undefined)
+    this.stopping = exited
     child.kill(sig)
-    if (exited !== undefined) await exited
+    await exited
+    if (this.stopping === exited) this.stopping = undefined
   }
 
   /** SIGKILL: the process is gone at once, its data dir as the last snapshot left it. */
   async kill(): Promise<void> {
-    await this.signal('SIGKILL', true)
-    this.state = 'killed'
+    const had = this.child !== undefined
+    await this.signal('SIGKILL')
+    if (had && this.child === undefined) this.state = 'killed'
   }
 
   /** A graceful leave (SIGTERM): the others must see it `left`. */
   async leave(): Promise<void> {
-    const life = this.lifeLog.at(-1)
-    if (life !== undefined && this.child !== undefined) life.endedBy = 'leave'
-    await this.signal('SIGTERM', true)
-    this.state = 'left'
+    const had = this.child !== undefined
+    await this.signal('SIGTERM')
+    // A restart may have begun a new life meanwhile: that life's state stands.
+    if (had && this.child === undefined) this.state = 'left'
   }
 
   freeze(): void {
@@ -186,9 +207,24 @@ export class AgentHost {
 
   /** Starts again after a kill; `keepData` false wipes the data dir first (a new disk). */
   async restart(keepData: boolean): Promise<void> {
+    if (this.stopping !== undefined) await this.stopping
     if (this.child !== undefined) await this.kill()
     if (!keepData) rmSync(this.dataDir, { recursive: true, force: true })
     await this.start(keepData)
+  }
+
+  /** The snapshot the next life will start from, read the way the agent reads it. */
+  private readRestoredSnapshot(): RestoredSnapshot | undefined {
+    try {
+      const snap = readSnapshot(this.dataDir, { name: this.name, label: '' })
+      if (snap === undefined) return undefined
+      const entries = new Map<string, { version: Version; deleted: boolean }>()
+      for (const e of snap.state.entries) entries.set(e.key, { version: { ts: e.ts, origin: originNodeName(e.origin) }, deleted: e.value === undefined })
+      return { savedAtMs: snap.meta.savedAtMs, entries }
+    } catch (err) {
+      this.unreadableSnapshots.push(`${this.name}: ${(err as Error).message}`)
+      return undefined
+    }
   }
 
   /** Reads the process's resident set size (its own, not the `ip` wrapper's: `ip netns exec` execs it). */
@@ -206,7 +242,7 @@ export class AgentHost {
   /** Stops the agent at the end of a scenario (SIGKILL: the checks are done). */
   async shutdown(): Promise<void> {
     if (this.state === 'stopped') this.thaw()
-    await this.signal('SIGKILL', true)
+    await this.signal('SIGKILL')
   }
 }
 

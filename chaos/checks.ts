@@ -10,14 +10,15 @@
  *    or superseded there by a higher version of the same key (a later write,
  *    a delete, or the write's own expiry).
  * 3. No resurrection: no agent ever reports a value of a key older than a
- *    delete it reported before (its change stream); no agent comes back from
- *    a restart on its data dir holding a value older than a delete it had
- *    reported long enough before its end to be in its last snapshot (what it
- *    held at the start of the new life, then that life's stream); and at the
- *    end no agent holds a key at a version below an acknowledged delete.
- *    A returning agent that still holds a key deleted while it was away, and
- *    drops it on catching up, serves a stale read, not a resurrection: the
- *    count is reported (`staleAtReturn`), not judged.
+ *    delete it reported before (its change stream); an agent restarted on its
+ *    data dir comes back with nothing older than a delete it had reported by
+ *    the time its snapshot was taken (judged on the snapshot itself, read by
+ *    the harness before the start, then on what the new life held when its
+ *    stream began and on that stream); and at the end no agent holds a key
+ *    at a version below an acknowledged delete. A returning agent that comes
+ *    back with a key deleted before it started, and drops it on catching up,
+ *    serves a stale read, not a resurrection: the count is reported
+ *    (`staleAtReturn`), not judged.
  * 4. Membership: every running agent is alive on every running agent; killed
  *    ones are dead or reaped; left ones are left or reaped; and no agent was
  *    declared dead, by an agent that could reach it, while its process was
@@ -28,7 +29,7 @@
  *
  * Each violation names the evidence: which key, which agent, which versions.
  */
-import { type AgentHost, SNAPSHOT_INTERVAL_MS } from './agent-host.js'
+import type { AgentHost } from './agent-host.js'
 import { type Op, type StartView, type Version, type WatchedChange, compareVersions, formatVersion } from './workload.js'
 
 export interface KeyState {
@@ -79,8 +80,10 @@ export interface CheckResult {
   readonly deletesAcked: number
   readonly writesLost: number
   readonly resurrections: number
-  /** Keys a restarted agent held, at its return, at a version below a delete acknowledged before it started (stale until it catches up). */
+  /** Keys a restarted agent came back with from its data dir at a version below a delete acknowledged before it started (stale until it catches up). */
   readonly staleAtReturn: number
+  /** Lives started on a data dir whose snapshot the cross-life check judged. */
+  readonly snapshotsJudged: number
   readonly falseDeaths: number
   /** Every 'member dead' an agent logged (expected ones included: killed agents, the other side of a partition). */
   readonly deathsDeclared: number
@@ -98,19 +101,23 @@ function clock(ms: number): string {
 }
 
 /**
- * The evidence for a flagged key: the last operations on it, oldest first, each
+ * The evidence for a flagged key: the operations on it around the flagged one
+ * (marked '>'; the last ones when none is given), oldest first, each
  * with its kind, outcome, version, agent and times, so that a flagged write can
  * be told from a false alarm (an expiry, a concurrent delete) at a glance.
  */
-export function keyHistory(ops: readonly Op[], key: string, limit = 12): string {
+export function keyHistory(ops: readonly Op[], key: string, around?: Op, before = 8, after = 4): string {
   const mine = ops.filter((o) => o.key === key)
-  const shown = mine.slice(-limit)
+  const at = around === undefined ? -1 : mine.indexOf(around)
+  // A window around the flagged operation (it and what came just before and after), else the last ones.
+  const from = at >= 0 ? Math.max(0, at - before) : Math.max(0, mine.length - before - after)
+  const shown = mine.slice(from, at >= 0 ? at + after + 1 : mine.length)
   const lines = shown.map((o) => {
     const ttl = o.ttlMs === undefined ? '' : ` ttl ${o.ttlMs} ms (expires from ${clock(o.sentAt + o.ttlMs)})`
     const ack = o.ackedAt === undefined ? '' : ` answered ${clock(o.ackedAt)}`
-    return `    ${clock(o.sentAt)} ${o.kind} via ${o.agent}: ${o.outcome} ${formatVersion(o.version)}${ack}${ttl}`
+    return `    ${o === around ? '>' : ' '} ${clock(o.sentAt)} ${o.kind} via ${o.agent}: ${o.outcome} ${formatVersion(o.version)}${ack}${ttl}`
   })
-  const head = mine.length > shown.length ? `  operations on ${key} (last ${shown.length} of ${mine.length}):` : `  operations on ${key}:`
+  const head = mine.length > shown.length ? `  operations on ${key} (${shown.length} of ${mine.length}, from #${from + 1}):` : `  operations on ${key}:`
   return [head, ...lines].join('\n')
 }
 
@@ -149,13 +156,14 @@ export function runChecks(input: CheckInput): CheckResult {
       absent.push(`${f.agent} (read ${clock(f.readAt ?? input.readAt)})`)
     }
     if (below.length + absent.length === 0) continue
-    writesLost += below.length + absent.length
+    writesLost++
     const what = `the acknowledged ${w.kind} ${formatVersion(w.version)} of ${w.key} ('${w.value}' through ${w.agent})`
     const where = [below.length > 0 ? `held below it by ${below.join(', ')}` : '', absent.length > 0 ? `absent, not deleted or expired, on ${absent.join(', ')}` : '']
-    add('lost-write', `${what} is ${where.filter((x) => x !== '').join('; ')}\n${keyHistory(input.ops, w.key)}`)
+    add('lost-write', `${what} is ${where.filter((x) => x !== '').join('; ')}\n${keyHistory(input.ops, w.key, w)}`)
   }
 
   // 3. No resurrection: each agent's own history, then the final views against acknowledged deletes.
+  const opOf = (key: string, v: Version): Op | undefined => input.ops.find((o) => o.key === key && o.version !== undefined && compareVersions(o.version, v) === 0)
   let resurrections = 0
   const deletedUpTo = new Map<string, Version>()
   for (const c of input.changes) {
@@ -164,45 +172,51 @@ export function runChecks(input: CheckInput): CheckResult {
     if (c.deleted) deletedUpTo.set(k, max(floor, c.version))
     else if (floor !== undefined && compareVersions(c.version, floor) < 0) {
       resurrections++
-      add('resurrection', `${c.agent} (life ${c.life}) reported ${c.key} at ${formatVersion(c.version)} after it had reported its delete at ${formatVersion(floor)}`)
+      add('resurrection', `${c.agent} (life ${c.life}) reported ${c.key} at ${formatVersion(c.version)} at ${clock(c.at)}, after it had reported its delete at ${formatVersion(floor)}\n${keyHistory(input.ops, c.key, opOf(c.key, floor))}`)
     }
   }
-  // Across lives on the same data dir: the deletes each life reported in time for its last snapshot.
+  // Across lives on the same data dir. The harness read the snapshot each such life started from;
+  // every delete the previous life reported by the time that snapshot was taken is in it (the agent
+  // takes and stamps a snapshot in one synchronous step, and reports a change after applying it).
   const startViews = input.startViews ?? []
   let staleAtReturn = 0
+  let snapshotsJudged = 0
   for (const a of input.agents) {
     const onDisk = new Map<string, { version: Version; life: number; at: number }>()
+    let previous: readonly WatchedChange[] = []
     for (const life of a.lifeLog) {
-      if (!life.keptData) onDisk.clear()
-      const judge = (key: string, version: Version, at: number, how: string): void => {
+      const restored = life.restored
+      if (!life.keptData || restored === undefined) onDisk.clear()
+      else {
+        for (const c of previous) {
+          if (!c.deleted || c.at > restored.savedAtMs) continue
+          const floor = onDisk.get(c.key)
+          if (floor === undefined || compareVersions(c.version, floor.version) > 0) onDisk.set(c.key, { version: c.version, life: c.life, at: c.at })
+        }
+      }
+      const judge = (key: string, version: Version, how: string): void => {
         const floor = onDisk.get(key)
         if (floor === undefined || compareVersions(version, floor.version) >= 0) return
         resurrections++
         add(
           'resurrection',
-          `${a.name} came back (life ${life.life}, on its data dir) with ${key} at ${formatVersion(version)} (${how} at ${clock(at)}), ` +
-            `below the delete ${formatVersion(floor.version)} it had reported at ${clock(floor.at)} in life ${floor.life}, in time for its last snapshot\n${keyHistory(input.ops, key)}`,
+          `${a.name} came back (life ${life.life}, on its data dir) with ${key} at ${formatVersion(version)} (${how}), ` +
+            `below the delete ${formatVersion(floor.version)} it had reported at ${clock(floor.at)} in life ${floor.life}, before its snapshot was taken\n${keyHistory(input.ops, key, opOf(key, floor.version))}`,
         )
       }
-      const view = startViews.find((v) => v.agent === a.name && v.life === life.life)
-      if (view !== undefined) {
-        for (const [key, version] of view.keys) judge(key, version, view.at, 'held at the start of its stream')
-        if (life.life > 1) {
-          for (const [key, version] of view.keys) {
-            if (deletes.some((d) => d.key === key && d.ackedAt! < life.startedAt && compareVersions(d.version!, version) > 0)) staleAtReturn++
-          }
+      if (life.keptData && restored !== undefined) {
+        snapshotsJudged++
+        for (const [key, e] of restored.entries) {
+          if (e.deleted) continue
+          judge(key, e.version, `in the snapshot it started from, taken at ${clock(restored.savedAtMs)}`)
+          if (deletes.some((d) => d.key === key && d.ackedAt! < life.startedAt && compareVersions(d.version!, e.version) > 0)) staleAtReturn++
         }
       }
+      const view = startViews.find((v) => v.agent === a.name && v.life === life.life)
+      if (view !== undefined) for (const [key, version] of view.keys) judge(key, version, `held when its change stream began, ${clock(view.at)}`)
       const mine = input.changes.filter((c) => c.agent === a.name && c.life === life.life)
-      for (const c of mine) if (!c.deleted) judge(c.key, c.version, c.at, 'reported')
-      // What this life's last snapshot holds: a graceful leave writes one at exit; a kill leaves the
-      // last periodic one, which any delete reported an interval (and a margin) before the kill is in.
-      const durableBy = life.endedAt === undefined ? -Infinity : life.endedBy === 'leave' ? life.endedAt : life.endedAt - SNAPSHOT_INTERVAL_MS - 2000
-      for (const c of mine) {
-        if (!c.deleted || c.at > durableBy) continue
-        const floor = onDisk.get(c.key)
-        if (floor === undefined || compareVersions(c.version, floor.version) > 0) onDisk.set(c.key, { version: c.version, life: life.life, at: c.at })
-      }
+      for (const c of mine) if (!c.deleted) judge(c.key, c.version, `reported at ${clock(c.at)}`)
+      previous = mine
     }
   }
   for (const d of deletes) {
@@ -210,7 +224,7 @@ export function runChecks(input: CheckInput): CheckResult {
       const held = f.keys.get(d.key)
       if (held !== undefined && compareVersions(held.version, d.version!) < 0) {
         resurrections++
-        add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})\n${keyHistory(input.ops, d.key)}`)
+        add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})\n${keyHistory(input.ops, d.key, d)}`)
       }
     }
   }
@@ -261,5 +275,5 @@ export function runChecks(input: CheckInput): CheckResult {
       }
     }
   }
-  return { violations, writesAcked: writes.length, deletesAcked: deletes.length, writesLost, resurrections, staleAtReturn, falseDeaths, deathsDeclared, rssGrowth }
+  return { violations, writesAcked: writes.length, deletesAcked: deletes.length, writesLost, resurrections, staleAtReturn, snapshotsJudged, falseDeaths, deathsDeclared, rssGrowth }
 }

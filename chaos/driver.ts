@@ -42,10 +42,12 @@ export interface ScenarioResult {
   readonly unknownOutcome: number
   readonly writesLost: number
   readonly resurrections: number
-  /** Keys restarted agents came back holding below a delete acknowledged while they were away (stale reads until caught up; not a violation). */
+  /** Keys restarted agents came back with from their data dir below a delete acknowledged before they started (stale reads until caught up; not a violation). */
   readonly staleAtReturn: number
-  /** Lives whose start view was read (what the cross-life resurrection check judged). */
+  /** Lives whose start view was read. */
   readonly startViews: number
+  /** Restarts on a data dir whose snapshot the cross-life resurrection check judged. */
+  readonly snapshotsJudged: number
   readonly falseDeaths: number
   readonly deathsDeclared: number
   readonly convergedAfterMs: number | null
@@ -206,6 +208,7 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
       readAt,
     })
     for (const e of harnessErrors) checks.violations.push({ check: 'harness', detail: e })
+    for (const a of agents) for (const e of a.unreadableSnapshots) checks.violations.push({ check: 'harness', detail: `a snapshot the harness could not read before a restart: ${e}` })
     const result: ScenarioResult = {
       scenario: scenario.name,
       seed,
@@ -219,6 +222,7 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
       resurrections: checks.resurrections,
       staleAtReturn: checks.staleAtReturn,
       startViews: workload.startViews.length,
+      snapshotsJudged: checks.snapshotsJudged,
       falseDeaths: checks.falseDeaths,
       deathsDeclared: checks.deathsDeclared,
       convergedAfterMs,

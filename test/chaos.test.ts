@@ -44,6 +44,10 @@ describe('chaos suite on network namespaces', () => {
     // The faults were real: a host cut off, killed or left was declared dead or left by the others.
     const killed = results.find((x) => x.scenario === 'kill-restart')!
     assert.ok(killed.deathsDeclared > 0, 'the killed agent was declared dead before it came back')
+    // The cross-life resurrection check judged the snapshot each restart on a data dir came back with.
+    assert.ok(killed.snapshotsJudged >= 1, `kill-restart: ${killed.snapshotsJudged} snapshots judged`)
+    const rolling = results.find((x) => x.scenario === 'rolling-restart')!
+    assert.equal(rolling.snapshotsJudged, 5, 'rolling-restart: every agent came back on the snapshot its leave wrote')
     const cut = results.find((x) => x.scenario === 'partition-half')!
     assert.ok(cut.deathsDeclared > 0, 'each side of the partition declared the other dead')
     const away = results.find((x) => x.scenario === 'away-past-retention')!
@@ -85,7 +89,7 @@ describe('chaos checks on recorded histories', () => {
     assert.equal(r.writesLost, 1)
     assert.match(r.violations[0]!.detail, /put 30@h0 of b .* absent, not deleted or expired, on h1/)
     // The evidence lists the key's operations: kind, agent, outcome, version.
-    assert.match(r.violations[0]!.detail, /operations on b:\n +[\d:.]+ put via h0: acked 30@h0/)
+    assert.match(r.violations[0]!.detail, /operations on b:\n +> [\d:.]+ put via h0: acked 30@h0/)
   })
 
   test('an older version where a newer write was acknowledged is a lost write', () => {
@@ -112,41 +116,49 @@ describe('chaos checks on recorded histories', () => {
     assert.equal(stream.resurrections, 1)
   })
 
-  test('an agent back on its data dir with a value older than a delete it reported before its last snapshot is a resurrection', () => {
-    // h1 reported the delete of a (ts 20) at 1 s, was killed at 10 s and came back on its data dir at 12 s.
-    const lives = (keptData: boolean, deleteAt = 1000): { agents: AgentHost[]; changes: WatchedChange[] } => ({
+  test('an agent back on its data dir with a value older than a delete it reported before its snapshot was taken is a resurrection', () => {
+    // h1 reported the delete of a (ts 20) at 1 s; its last snapshot was taken at 5 s; killed at 10 s, back at 12 s on that snapshot.
+    const lives = (o: { keptData?: boolean; deleteAt?: number; held?: number } = {}): { agents: AgentHost[]; changes: WatchedChange[] } => ({
       agents: [
         agent('h0'),
         agent('h1', [], [
           { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
-          { life: 2, startedAt: 12_000, keptData },
+          {
+            life: 2,
+            startedAt: 12_000,
+            keptData: o.keptData ?? true,
+            restored: { savedAtMs: 5000, entries: new Map([['a', { version: { ts: o.held ?? 10, origin: 'h0' }, deleted: false }]]) },
+          },
         ]),
       ],
-      changes: [{ agent: 'h1', life: 1, key: 'a', version: { ts: 20, origin: 'h0' }, deleted: true, at: deleteAt }],
+      changes: [{ agent: 'h1', life: 1, key: 'a', version: { ts: 20, origin: 'h0' }, deleted: true, at: o.deleteAt ?? 1000 }],
     })
-    const back = (v: number): StartView[] => [{ agent: 'h1', life: 2, at: 12_100, keys: new Map([['a', { ts: v, origin: 'h0' }]]) }]
     const finals = [view('h0', []), view('h1', [])]
-    const fromDisk = runChecks({ ...base, ...lives(true), ops: [], startViews: back(10), finals })
+    const fromDisk = runChecks({ ...base, ...lives(), ops: [], finals })
     assert.equal(fromDisk.resurrections, 1)
-    assert.match(fromDisk.violations[0]!.detail, /h1 came back \(life 2, on its data dir\) with a at 10@h0/)
-    // Not judged: a newer value; a new disk; a delete too close to the kill to be in the last snapshot.
-    assert.equal(runChecks({ ...base, ...lives(true), ops: [], startViews: back(30), finals }).resurrections, 0)
-    assert.equal(runChecks({ ...base, ...lives(false), ops: [], startViews: back(10), finals }).resurrections, 0)
-    assert.equal(runChecks({ ...base, ...lives(true, 9000), ops: [], startViews: back(10), finals }).resurrections, 0)
-    // The new life's own stream is judged against the same floor.
-    const streamed = lives(true)
+    assert.equal(fromDisk.snapshotsJudged, 1)
+    assert.match(fromDisk.violations[0]!.detail, /h1 came back \(life 2, on its data dir\) with a at 10@h0 \(in the snapshot it started from/)
+    // Not judged: a newer value; a new disk; a delete reported after the snapshot was taken.
+    assert.equal(runChecks({ ...base, ...lives({ held: 30 }), ops: [], finals }).resurrections, 0)
+    assert.equal(runChecks({ ...base, ...lives({ keptData: false }), ops: [], finals }).resurrections, 0)
+    assert.equal(runChecks({ ...base, ...lives({ deleteAt: 6000 }), ops: [], finals }).resurrections, 0)
+    // What the new life held when its stream began, and its stream, are judged against the same floor.
+    const startViews: StartView[] = [{ agent: 'h1', life: 2, at: 12_100, keys: new Map([['a', { ts: 12, origin: 'h0' }]]) }]
+    const held = runChecks({ ...base, ...lives({ held: 30 }), ops: [], startViews, finals })
+    assert.equal(held.resurrections, 1)
+    assert.match(held.violations[0]!.detail, /with a at 12@h0 \(held when its change stream began/)
+    const streamed = lives({ held: 30 })
     streamed.changes.push({ agent: 'h1', life: 2, key: 'a', version: { ts: 15, origin: 'h0' }, deleted: false, at: 12_500 })
-    assert.equal(runChecks({ ...base, ...streamed, ops: [], startViews: [], finals }).resurrections, 1)
+    assert.equal(runChecks({ ...base, ...streamed, ops: [], finals }).resurrections, 1)
   })
 
-  test('a key deleted while an agent was away and still held at its return is counted stale, not a resurrection', () => {
+  test('a key deleted before an agent came back, in the snapshot it returns with, is counted stale, not a resurrection', () => {
     const away = agent('h1', [], [
       { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
-      { life: 2, startedAt: 12_000, keptData: true },
+      { life: 2, startedAt: 12_000, keptData: true, restored: { savedAtMs: 9000, entries: new Map([['a', { version: { ts: 10, origin: 'h0' }, deleted: false }]]) } },
     ])
     const del = { ...op('delete', 'a', 20), ackedAt: 11_000 }
-    const startViews: StartView[] = [{ agent: 'h1', life: 2, at: 12_100, keys: new Map([['a', { ts: 10, origin: 'h0' }]]) }]
-    const r = runChecks({ ...base, agents: [agent('h0'), away], ops: [op('put', 'a', 10), del], changes: [], startViews, finals: [view('h0', []), view('h1', [])] })
+    const r = runChecks({ ...base, agents: [agent('h0'), away], ops: [op('put', 'a', 10), del], changes: [], finals: [view('h0', []), view('h1', [])] })
     assert.equal(r.staleAtReturn, 1)
     assert.equal(r.resurrections, 0)
     assert.deepEqual(r.violations, [])
