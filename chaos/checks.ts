@@ -91,6 +91,21 @@ export interface CheckResult {
   readonly rssGrowth: { readonly agent: string; readonly earlyBytes: number; readonly lateBytes: number } | null
 }
 
+/**
+ * Version order as the checks may judge it. Public versions carry the origin's
+ * node name, not the engine's full origin (name and generation), so two writes
+ * with the same timestamp from different nodes may be ordered otherwise by the
+ * engine: only a lower timestamp is surely below.
+ */
+function surelyBelow(a: Version, b: Version): boolean {
+  return a.ts < b.ts
+}
+
+/** `a` may win over `b`: a higher timestamp, or the same from another node (see surelyBelow). */
+function mayBeAbove(a: Version, b: Version): boolean {
+  return a.ts > b.ts || (a.ts === b.ts && a.origin !== b.origin)
+}
+
 function max(a: Version | undefined, b: Version): Version {
   return a === undefined || compareVersions(b, a) > 0 ? b : a
 }
@@ -143,15 +158,15 @@ export function runChecks(input: CheckInput): CheckResult {
     for (const f of input.finals) {
       const held = f.keys.get(w.key)
       if (held !== undefined) {
-        if (compareVersions(held.version, w.version!) < 0) below.push(`${f.agent} at ${formatVersion(held.version)}`)
+        if (surelyBelow(held.version, w.version!)) below.push(`${f.agent} at ${formatVersion(held.version)}`)
         continue
       }
       // Absent: fine if the write expired by the time this agent was read (the agent set the expiry
       // between the request's sending and its answer: at the earliest sentAt + ttl), or a delete explains it.
       if (w.ttlMs !== undefined && w.sentAt + w.ttlMs <= (f.readAt ?? input.readAt)) continue
-      const laterDelete = possibleDeletes.some((d) => d.key === w.key && (d.version === undefined || compareVersions(d.version, w.version!) > 0))
+      const laterDelete = possibleDeletes.some((d) => d.key === w.key && (d.version === undefined || mayBeAbove(d.version, w.version!)))
       // A TTL write to the same key after this one can expire and take the key with it.
-      const laterTtl = acked.some((o) => o.key === w.key && o.kind === 'ttl-put' && compareVersions(o.version!, w.version!) > 0)
+      const laterTtl = acked.some((o) => o.key === w.key && o.kind === 'ttl-put' && mayBeAbove(o.version!, w.version!))
       if (laterDelete || laterTtl) continue
       absent.push(`${f.agent} (read ${clock(f.readAt ?? input.readAt)})`)
     }
@@ -170,7 +185,7 @@ export function runChecks(input: CheckInput): CheckResult {
     const k = `${c.agent}#${c.life}\u0000${c.key}`
     const floor = deletedUpTo.get(k)
     if (c.deleted) deletedUpTo.set(k, max(floor, c.version))
-    else if (floor !== undefined && compareVersions(c.version, floor) < 0) {
+    else if (floor !== undefined && surelyBelow(c.version, floor)) {
       resurrections++
       add('resurrection', `${c.agent} (life ${c.life}) reported ${c.key} at ${formatVersion(c.version)} at ${clock(c.at)}, after it had reported its delete at ${formatVersion(floor)}\n${keyHistory(input.ops, c.key, opOf(c.key, floor))}`)
     }
@@ -196,7 +211,7 @@ export function runChecks(input: CheckInput): CheckResult {
       }
       const judge = (key: string, version: Version, how: string): void => {
         const floor = onDisk.get(key)
-        if (floor === undefined || compareVersions(version, floor.version) >= 0) return
+        if (floor === undefined || !surelyBelow(version, floor.version)) return
         resurrections++
         add(
           'resurrection',
@@ -209,7 +224,7 @@ export function runChecks(input: CheckInput): CheckResult {
         for (const [key, e] of restored.entries) {
           if (e.deleted) continue
           judge(key, e.version, `in the snapshot it started from, taken at ${clock(restored.savedAtMs)}`)
-          if (deletes.some((d) => d.key === key && d.ackedAt! < life.startedAt && compareVersions(d.version!, e.version) > 0)) staleAtReturn++
+          if (deletes.some((d) => d.key === key && d.ackedAt! < life.startedAt && surelyBelow(e.version, d.version!))) staleAtReturn++
         }
       }
       const view = startViews.find((v) => v.agent === a.name && v.life === life.life)
@@ -222,7 +237,7 @@ export function runChecks(input: CheckInput): CheckResult {
   for (const d of deletes) {
     for (const f of input.finals) {
       const held = f.keys.get(d.key)
-      if (held !== undefined && compareVersions(held.version, d.version!) < 0) {
+      if (held !== undefined && surelyBelow(held.version, d.version!)) {
         resurrections++
         add('resurrection', `${f.agent} holds ${d.key} at ${formatVersion(held.version)}, below the acknowledged delete ${formatVersion(d.version)} (through ${d.agent})\n${keyHistory(input.ops, d.key, d)}`)
       }
