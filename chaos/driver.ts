@@ -6,7 +6,7 @@
  * guarantees (checks.ts). Prints one `RESULT {json}` line per scenario on
  * stdout; progress goes to stderr.
  */
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SeededRandom } from '../src/util/random.js'
@@ -29,6 +29,8 @@ export interface DriverInput {
   readonly seed: number
   readonly dataRoot: string
   readonly opsPerSec: number
+  /** Where the agents' logs of a failed scenario are kept (see ChaosOptions.logsDir). */
+  readonly logsDir?: string
 }
 
 export interface ScenarioResult {
@@ -233,6 +235,12 @@ export async function runScenario(input: DriverInput, scenario: Scenario, seed: 
       ok: checks.violations.length === 0,
     }
     for (const v of result.violations.slice(0, 20)) say(`  VIOLATION ${v.check}: ${v.detail}`)
+    if (!result.ok && input.logsDir !== undefined) {
+      const dir = path.join(input.logsDir, `${scenario.name}-seed${seed}`)
+      mkdirSync(dir, { recursive: true })
+      for (const a of agents) writeFileSync(path.join(dir, `${a.name}.log`), a.logs.map((l) => JSON.stringify(l)).join('\n') + '\n')
+      say(`  the agents' logs: ${dir}`)
+    }
     if (result.violations.length > 20) say(`  ... and ${result.violations.length - 20} more`)
     const replay = `npm run chaos -- --scenario ${scenario.name} --seed ${seed} --hosts ${agents.length} --scenario-duration ${durationMs / 1000}s --ops-per-sec ${input.opsPerSec}`
     say(`  ${result.ok ? 'ok' : `FAILED (scenario ${scenario.name}, seed ${seed}; again: ${replay})`}: ${result.writesAcked} writes and ${result.deletesAcked} deletes acknowledged`)

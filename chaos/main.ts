@@ -32,10 +32,12 @@ export interface ChaosOptions {
   readonly totalMs?: number
   readonly seed: number
   readonly opsPerSec: number
+  /** Where to keep the agents' logs of each failed scenario (`<dir>/<scenario>-seed<S>/<agent>.log`); undefined: not kept. */
+  readonly logsDir?: string
 }
 
 function usage(message: string): never {
-  process.stderr.write(`chaos: ${message}\nusage: npm run chaos -- [--scenario NAME[,NAME...]|all] [--hosts N] [--scenario-duration 20s] [--duration 30m] [--seed S] [--ops-per-sec R] [--report FILE] [--json]\n`)
+  process.stderr.write(`chaos: ${message}\nusage: npm run chaos -- [--scenario NAME[,NAME...]|all] [--hosts N] [--scenario-duration 20s] [--duration 30m] [--seed S] [--ops-per-sec R] [--report FILE] [--logs DIR] [--json]\n`)
   process.exit(2)
 }
 
@@ -90,6 +92,7 @@ export async function runChaos(options: ChaosOptions): Promise<{ results: Scenar
       seed: options.seed,
       dataRoot,
       opsPerSec: options.opsPerSec,
+      ...(options.logsDir !== undefined ? { logsDir: path.resolve(options.logsDir) } : {}),
     }
     const { results, code } = await runDriver(layout, input, (k) => (killDriver = k))
     return { results, driverCode: code }
@@ -148,6 +151,7 @@ async function main(): Promise<void> {
   let seed = 1
   let opsPerSec = 20
   let report: string | undefined
+  let logsDir: string | undefined
   let json = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
@@ -161,6 +165,7 @@ async function main(): Promise<void> {
     else if (a === '--seed') seed = Number(value())
     else if (a === '--ops-per-sec') opsPerSec = Number(value())
     else if (a === '--report') report = value()
+    else if (a === '--logs') logsDir = value()
     else if (a === '--json') json = true
     else if (a === '--help' || a === '-h') usage('help')
     else usage(`unknown option ${a}`)
@@ -181,7 +186,7 @@ async function main(): Promise<void> {
     process.exit(3)
   }
   const t0 = Date.now()
-  const { results, driverCode } = await runChaos({ scenarios: names, hosts, durationMs, ...(totalMs !== undefined ? { totalMs } : {}), seed, opsPerSec })
+  const { results, driverCode } = await runChaos({ scenarios: names, hosts, durationMs, ...(totalMs !== undefined ? { totalMs } : {}), seed, opsPerSec, ...(logsDir !== undefined ? { logsDir } : {}) })
   const table = reportTable(results)
   if (json) process.stdout.write(`${JSON.stringify(results)}\n`)
   else process.stdout.write(`${table}\n`)
@@ -195,8 +200,8 @@ async function main(): Promise<void> {
         '> namespace on a bridge of the harness\'s own, under a steady workload through the HTTP API while the',
         '> scenario breaks the network (iptables in the namespaces) and the processes (SIGKILL, SIGSTOP, SIGTERM).',
         '> The guarantees checked after each scenario are listed in `chaos/checks.ts`. "Stale keys at a return": keys a',
-        '> restarted agent still held, when it came back, below a delete acknowledged while it was away (it drops them',
-        '> on catching up; a stale read, not a resurrection). "RSS growth": the median RSS of the last quarter of an',
+        '> restarted agent came back with from its data dir below a delete acknowledged before it started again (it',
+        '> drops them on catching up; a stale read, not a resurrection). "RSS growth": the median RSS of the last quarter of an',
         '> agent\'s last life against that of its second quarter, for the agent where it grew most (the check fails',
         '> above ×1.5 and +64 MiB).',
         '',

@@ -250,6 +250,33 @@ describe('membership and failure detection (simulated)', () => {
     })
   })
 
+  test('after a long partition, nodes whose incarnation moved on meanwhile are alive again on the other side', (t) => {
+    // Agents that publish their state hash as a tag raise their incarnation about once a second, so
+    // when a 50/50 split heals, each side holds the other dead at an incarnation long passed. A
+    // claim below a member's incarnation must not simply be ignored: the member answers its
+    // accuser with its current record, else the sides would stay dead to each other for good.
+    simulate(t.name, 15, {}, (sim) => {
+      const nodes = sim.addCluster(8)
+      sim.runFor(5 * SECOND)
+      const bump = (round: number): void => {
+        for (const n of sim.liveNodes()) n.engine.setTags(sim.clockOf(n), { round: String(round) })
+      }
+      sim.network.partition((i) => (i < 4 ? 0 : 1), sim.nodes.length)
+      for (let s = 0; s < 45; s++) {
+        bump(s)
+        sim.runFor(SECOND)
+      }
+      for (const n of nodes) for (const m of nodes) if (n.index < 4 !== m.index < 4) assert.equal(statusOf(n, m.name), MemberStatus.Dead, `${n.name} sees ${m.name}`)
+      sim.network.heal()
+      let round = 45
+      const took = sim.runUntilTrue(() => {
+        if (sim.now % SECOND === 0) bump(round++)
+        return nodes.every((n) => n.engine.membership.table.count(MemberStatus.Alive) === 8)
+      }, 30 * SECOND)
+      assert.notEqual(took, undefined, `alive counts ${nodes.map((n) => n.engine.membership.table.count(MemberStatus.Alive)).join(' ')}`)
+    })
+  })
+
   test('a rolling restart (each node down 2 intervals) leaves one cluster, all alive, keys intact', (t) => {
     simulate(t.name, 13, {}, (sim) => {
       const nodes = sim.addCluster(20)

@@ -67,6 +67,8 @@ export class MembershipStats {
   probesFailed = 0
   suspicionsRaised = 0
   refutations = 0
+  /** Our current record sent to a member that held older news about us (see Membership.correct). */
+  corrections = 0
   deadDeclared = 0
   memberSyncsSent = 0
   stalls = 0
@@ -183,6 +185,8 @@ export class Membership {
    */
   private readonly heardEpochMs: number
   private readonly deadNotified = new Map<string, number>()
+  /** When each member holding stale news about us was last sent our current record (see correct). */
+  private readonly corrected = new Map<string, number>()
   private readonly syncAnswered = new Map<string, number>()
   private syncWindowStart = -Infinity
   /** Estimated bytes of member-list answers sent in the current window. */
@@ -497,9 +501,29 @@ export class Membership {
       return
     }
     // Suspect, dead or left about us.
-    if (u.incarnation < this.incarnation) return
+    if (u.incarnation < this.incarnation) {
+      // Stale news about us: we have refuted it already, or our incarnation moved on since (tags).
+      // Its maker may still hold it, e.g. a node that declared us dead across a partition that has
+      // since healed: our later records went only to those we gossip with, not to it. It hears our
+      // current record directly, or the two sides of a healed split would stay dead to each other.
+      if (u.status !== MemberStatus.Left) this.correct(nowMs, u.by)
+      return
+    }
     const accuser = u.status === MemberStatus.Suspect || u.status === MemberStatus.Dead ? u.by : undefined
     this.refute(nowMs, u.incarnation, accuser)
+  }
+
+  /** Sends our current record to a member that holds older news about us; at most once per probe interval each. */
+  private correct(nowMs: number, holder: string): void {
+    if (this.phase !== 'member' || holder === this.self) return
+    const to = this.table.get(holder)
+    if (to === undefined) return
+    const last = this.corrected.get(holder)
+    if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
+    if (this.corrected.size >= 4096) this.corrected.clear()
+    this.corrected.set(holder, nowMs)
+    this.stats.corrections++
+    this.send(to.address, { type: MessageType.MemberGossip, updates: [aliveUpdate(this.selfRecord(nowMs))] })
   }
 
   private refute(nowMs: number, above: number, accuser: string | undefined): void {
