@@ -277,6 +277,25 @@ describe('membership and failure detection (simulated)', () => {
     })
   })
 
+  test('full member-list syncs still run while tags change every second', (t) => {
+    // Only status changes hold back a fingerprint-driven sync (churn in flight); an agent's state
+    // hash tag changes about once a second and must not stop membership anti-entropy for good.
+    simulate(t.name, 16, {}, (sim) => {
+      const nodes = sim.addCluster(8)
+      sim.runFor(10 * SECOND)
+      const syncs = (): number => nodes.reduce((a, n) => a + n.engine.membership.stats.memberSyncsSent, 0)
+      const before = syncs()
+      for (let s = 0; s < 120; s++) {
+        for (const n of nodes) n.engine.setTags(sim.clockOf(n), { round: String(s) })
+        sim.runFor(SECOND)
+      }
+      // At most one started per node per memberSyncIntervalMs (30 s), each answered once.
+      const ran = syncs() - before
+      assert.ok(ran >= 8, `${ran} member-list syncs in 120 s of tag churn`)
+      assert.ok(ran <= 2 * 8 * (120 / 30 + 1), `${ran} member-list syncs in 120 s: more than the interval allows`)
+    })
+  })
+
   test('a rolling restart (each node down 2 intervals) leaves one cluster, all alive, keys intact', (t) => {
     simulate(t.name, 13, {}, (sim) => {
       const nodes = sim.addCluster(20)

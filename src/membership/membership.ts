@@ -330,7 +330,10 @@ export class Membership {
 
   private record(nowMs: number, m: Member, type: MemberEventType | undefined, previous: Member | undefined): void {
     this.table.set(m)
-    this.lastChangeMs = nowMs
+    // Only a change of who is in the cluster, or of a member's status, unsettles the view: tags
+    // change all the time (an agent's state hash, about once a second) and would hold back the
+    // full syncs for good.
+    if (previous === undefined || previous.status !== m.status || previous.generation !== m.generation) this.lastChangeMs = nowMs
     if (m.status === MemberStatus.Dead || m.status === MemberStatus.Left) {
       if (previous === undefined || previous.since !== m.since) this.reapQueue.push(m.since + this.timing.reapTimeoutMs, { name: m.name, since: m.since })
     }
@@ -341,10 +344,11 @@ export class Membership {
     this.broadcasts.enqueue(u)
   }
 
-  private announce(nowMs: number): void {
+  /** Publishes our record at our current incarnation; `unsettles` false for a change of tags only (see record). */
+  private announce(nowMs: number, unsettles = true): void {
     const me = this.selfRecord(nowMs)
     this.table.set(me)
-    this.lastChangeMs = nowMs
+    if (unsettles) this.lastChangeMs = nowMs
     this.enqueue(aliveUpdate(me))
   }
 
@@ -352,7 +356,7 @@ export class Membership {
   setTags(nowMs: number, tags: Tags): void {
     if (this.phase === 'left' || this.phase === 'conflict') return
     this.tags = Object.freeze({ ...tags })
-    this.raiseIncarnation(nowMs, this.incarnation)
+    this.raiseIncarnation(nowMs, this.incarnation, false)
   }
 
   get currentTags(): Tags {
@@ -543,9 +547,9 @@ export class Membership {
    * earlier run of our name, publishing tags): announced to all when we are a
    * member, else only recorded until we become one.
    */
-  private raiseIncarnation(nowMs: number, above: number): void {
+  private raiseIncarnation(nowMs: number, above: number, unsettles = true): void {
     this.incarnation = Math.max(this.incarnation, above + 1)
-    if (this.phase === 'member') this.announce(nowMs)
+    if (this.phase === 'member') this.announce(nowMs, unsettles)
     else this.table.set(this.selfRecord(nowMs))
   }
 
