@@ -20,7 +20,7 @@ const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 export const GOSSIP_PORT = 7946
 export const HTTP_PORT = 7070
 /** How often each agent writes its data-dir snapshot (`--snapshot-interval`). */
-export const SNAPSHOT_INTERVAL_MS = 2000
+const SNAPSHOT_INTERVAL_MS = 2000
 
 export interface AgentSettings {
   /** Every agent's gossip address, for --join (an agent skips its own). */
@@ -56,9 +56,6 @@ export interface AgentLife {
   readonly keptData: boolean
   /** The snapshot it started from (kept data only; undefined when there was none). */
   readonly restored?: RestoredSnapshot
-  endedAt?: number
-  /** How it ended, from the exit itself: SIGKILL, a clean exit after SIGTERM (a graceful leave), or anything else the harness did not ask for. */
-  endedBy?: 'kill' | 'leave' | 'crash'
 }
 
 export class AgentHost {
@@ -123,8 +120,7 @@ export class AgentHost {
     const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.lives++
-    const life: AgentLife = { life: this.lives, startedAt: Date.now(), keptData, ...(restored !== undefined ? { restored } : {}) }
-    this.lifeLog.push(life)
+    this.lifeLog.push({ life: this.lives, startedAt: Date.now(), keptData, ...(restored !== undefined ? { restored } : {}) })
     this.rss = []
     this.expectingExit = false
     let buffered = ''
@@ -145,8 +141,6 @@ export class AgentHost {
     child.stderr.on('data', onData)
     child.once('exit', (code, signal) => {
       if (this.child === child) this.child = undefined
-      life.endedAt = Date.now()
-      life.endedBy = signal === 'SIGKILL' && this.expectingExit ? 'kill' : code === 0 && this.expectingExit ? 'leave' : 'crash'
       if (!this.expectingExit) {
         this.unexpectedExits.push(`${this.name} life ${this.lives} exited by itself (${signal ?? `code ${code}`})`)
         this.state = 'killed'

@@ -122,7 +122,7 @@ describe('chaos checks on recorded histories', () => {
       agents: [
         agent('h0'),
         agent('h1', [], [
-          { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
+          { life: 1, startedAt: 0, keptData: false },
           {
             life: 2,
             startedAt: 12_000,
@@ -154,7 +154,7 @@ describe('chaos checks on recorded histories', () => {
 
   test('a key deleted before an agent came back, in the snapshot it returns with, is counted stale, not a resurrection', () => {
     const away = agent('h1', [], [
-      { life: 1, startedAt: 0, keptData: false, endedAt: 10_000, endedBy: 'kill' },
+      { life: 1, startedAt: 0, keptData: false },
       { life: 2, startedAt: 12_000, keptData: true, restored: { savedAtMs: 9000, entries: new Map([['a', { version: { ts: 10, origin: 'h0' }, deleted: false }]]) } },
     ])
     const del = { ...op('delete', 'a', 20), ackedAt: 11_000 }
