@@ -97,3 +97,11 @@ export type DropReason =
   | 'decrypt-failed'
   /** A plaintext packet while `verifyIncoming` requires encryption. */
   | 'unencrypted'
+  /** A sealed packet whose (sender salt, counter) was already accepted or is older than the replay window. */
+  | 'replayed'
+  /** A watermark claim (a Reset's vector, a segment's `upTo`) that the message itself does not prove. */
+  | 'watermark-refused'
+  /** A claim with a hostile value refused on its meaning (an absurd incarnation, too many new members from one source). */
+  | 'claim-refused'
+  /** Handling the message threw: a bug, caught by the last-resort guard so the node keeps running. */
+  | 'internal-error'

@@ -31,3 +31,10 @@ export const DEFAULT_LIMITS: Limits = {
   maxTagsBytes: 512,
   maxMembers: 200_000,
 }
+
+/**
+ * The longest TTL a write may carry: 10 years. An expiry is an absolute time
+ * in ms on the wire (a varint below 2^53), so without a ceiling a huge TTL
+ * would make a write no peer can decode; with it every expiry stays near now.
+ */
+export const MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000
