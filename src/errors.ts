@@ -29,6 +29,14 @@ export class InvalidKeyError extends GrapevineError {
   }
 }
 
+/** A TTL that is not a positive number of milliseconds up to MAX_TTL_MS (10 years). */
+export class InvalidTtlError extends GrapevineError {
+  constructor(message: string) {
+    super('GV_ERR_BAD_TTL', message)
+    this.name = 'InvalidTtlError'
+  }
+}
+
 export class ValueTooLargeError extends GrapevineError {
   constructor(message: string) {
     super('GV_ERR_VALUE_TOO_LARGE', message)
@@ -103,5 +111,7 @@ export type DropReason =
   | 'watermark-refused'
   /** A claim with a hostile value refused on its meaning (an absurd incarnation, too many new members from one source). */
   | 'claim-refused'
+  /** A stream reply (full state, bulk delta) not sent: its destination is not the requesting member itself (reflection). */
+  | 'unproven-destination'
   /** Handling the message threw: a bug, caught by the last-resort guard so the node keeps running. */
   | 'internal-error'

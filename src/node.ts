@@ -6,12 +6,14 @@ import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
 import { GossipEngine, type StateSnapshot, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
-import { KeyringError, NameConflictError, StoppedError } from './errors.js'
-import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags } from './membership/member.js'
+import { ConfigError, KeyringError, NameConflictError, StoppedError } from './errors.js'
+import { tagsEncodedSize } from './codec/member-codec.js'
+import { DEFAULT_LIMITS } from './codec/limits.js'
+import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags, incarnationCeiling } from './membership/member.js'
 import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } from './membership/membership.js'
 import { PRESETS } from './membership/presets.js'
 import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
-import { formatHostPort, parseHostPort } from './runtime/address.js'
+import { formatHostPort, hostOf, isUsableInetAddress, parseHostPort } from './runtime/address.js'
 import { type WireLimits, receiveInto, sendAll } from './runtime/transport.js'
 import { UdpTransport } from './runtime/udp-transport.js'
 import { type KeyInfo, parseKey } from './security/keyring.js'
@@ -179,6 +181,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const address = o.advertise ?? formatHostPort(advertisableHost(bind.host), transport.bound.port)
     const seeds = await resolveSeeds(o.seeds, o.dnsServers)
     const now = Date.now()
+    let minIncarnation = restore?.incarnation ?? 0
+    if (minIncarnation > incarnationCeiling(now)) {
+      // A hostile claim raised it before the snapshot was taken; peers would refuse our records.
+      process.emitWarning(`restored incarnation ${minIncarnation} is beyond the ceiling (${incarnationCeiling(now)}); starting from the clock instead`, 'GrapevineRestoredIncarnation')
+      minIncarnation = 0
+    }
     const preset = PRESETS[o.preset]
     const config = engineConfig({
       name: o.name,
@@ -187,7 +195,9 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       label: o.label,
       seeds,
       tags: o.tags,
-      minIncarnation: restore?.incarnation ?? 0,
+      minIncarnation,
+      isUsableAddress: isUsableInetAddress,
+      peerHostOf: hostOf,
       timing: {
         ...preset,
         ...(o.reapTimeoutMs !== undefined ? { reapTimeoutMs: o.reapTimeoutMs } : {}),
@@ -307,6 +317,14 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Publishes new tags for this member; they spread like any membership change. */
   setTags(tags: Record<string, string>): void {
     this.assertRunning()
+    // The same rules as the `tags` start option: peers refuse tags over maxTagsBytes, so they would never spread.
+    if (tags === null || typeof tags !== 'object' || Object.values(tags).some((v) => typeof v !== 'string')) {
+      throw new ConfigError('tags', 'tags must be an object of string values')
+    }
+    const published = this.announce === undefined ? tags : { ...tags, [STATE_HASH_TAG]: '0'.repeat(16) }
+    if (tagsEncodedSize(published) > DEFAULT_LIMITS.maxTagsBytes) {
+      throw new ConfigError('tags', `at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded${this.announce === undefined ? '' : `, including the ${STATE_HASH_TAG} tag`}`)
+    }
     this.userTags = { ...tags }
     this.engine.setTags(Date.now(), this.publishedTags())
     this.flush()
@@ -438,7 +456,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
 
   private onMessage(from: string, bytes: Buffer, stream: boolean): void {
     if (this.stopped) return
-    receiveInto(this.engine, this.security, this.wire, Date.now(), from, bytes, stream)
+    try {
+      receiveInto(this.engine, this.security, this.wire, Date.now(), from, bytes, stream)
+    } catch (err) {
+      // The engine guards its handlers; this catches what lies between (packet security, the driver).
+      this.engine.onInternalError('receiving', err)
+    }
     this.flush()
   }
 
@@ -471,7 +494,12 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Sends what the engine queued, emits its changes, and arms the timer for its next wake. */
   private flush(): void {
     if (this.stopped) return
-    sendAll(this.engine.takeOutbox(), this.transport, this.security)
+    try {
+      sendAll(this.engine.takeOutbox(), this.transport, this.security)
+    } catch (err) {
+      // Transports never throw by contract; a bug here must still not stop the timer below.
+      this.engine.onInternalError('sending', err)
+    }
     const changes = this.engine.takeChanges()
     for (const c of changes) this.emit('change', publicChange(c))
     if (changes.length > 0) this.announceHash()
@@ -502,7 +530,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     this.timer = undefined
     this.timerAt = Infinity
     if (this.stopped) return
-    this.engine.tick(Date.now())
+    try {
+      this.engine.tick(Date.now())
+    } catch (err) {
+      this.engine.onInternalError('tick', err)
+    }
     this.flush()
   }
 }

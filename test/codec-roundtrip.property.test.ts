@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { Writer } from '../src/codec/bytes.js'
-import { DEFAULT_LIMITS, type Limits } from '../src/codec/limits.js'
+import { DEFAULT_LIMITS, type Limits, MAX_TTL_MS } from '../src/codec/limits.js'
+import { physicalMsOf } from '../src/state/hlc.js'
 import {
   type DigestPage,
   MAX_PIGGYBACK_UPDATES,
@@ -24,7 +25,7 @@ import {
 import { DecodeError, type DropReason } from '../src/errors.js'
 import type { Entry } from '../src/state/entry.js'
 import { type MemberUpdate, MemberStatus, NO_TAGS, type Tags, aliveUpdate, claimUpdate } from '../src/membership/member.js'
-import { MAX_INCARNATION, tagsEncodedSize } from '../src/codec/member-codec.js'
+import { tagsEncodedSize } from '../src/codec/member-codec.js'
 
 /** One tag whose encoding takes exactly `bytes` bytes. */
 function tagsOfSize(bytes: number): Tags {
@@ -97,7 +98,8 @@ const ts = fc.oneof(
   fc.nat({ max: 300 }),
   fc.constantFrom(0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 49, Number.MAX_SAFE_INTEGER),
 )
-const incarnation = fc.oneof(fc.integer({ min: 0, max: MAX_INCARNATION }), fc.constantFrom(0, 1, MAX_INCARNATION))
+// Any safe integer encodes and decodes; the ceiling on claims is membership's (incarnationCeiling).
+const incarnation = fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, 1, 2 ** 52, Number.MAX_SAFE_INTEGER))
 const u32 = fc.oneof(fc.nat({ max: 0xffffffff }), fc.constantFrom(0, 0xffffffff))
 
 const value: fc.Arbitrary<Entry['value']> = fc.oneof(
@@ -109,6 +111,12 @@ const value: fc.Arbitrary<Entry['value']> = fc.oneof(
   { weight: 1, arbitrary: fc.constant('€'.repeat(Math.floor(L.maxValueBytes / 3))) },
 )
 
+/** An expiry a writer may set: at most MAX_TTL_MS after the write (the reader refuses later ones). */
+function withinTtl(e: Entry): Entry {
+  if (e.expiresAt === undefined) return e
+  return { ...e, expiresAt: Math.min(e.expiresAt, physicalMsOf(e.ts) + MAX_TTL_MS) }
+}
+
 function entryOf(origin: fc.Arbitrary<string>): fc.Arbitrary<Entry> {
   return rec({
     key: text(L.maxKeyBytes, 1, 16),
@@ -116,7 +124,7 @@ function entryOf(origin: fc.Arbitrary<string>): fc.Arbitrary<Entry> {
     origin,
     value,
     expiresAt: fc.option(ts, { nil: undefined }),
-  })
+  }).map(withinTtl)
 }
 
 const header: fc.Arbitrary<Header> = rec({ label: text(L.maxLabelBytes, 0, 8), from: name, fromAddress: text(L.maxNameBytes, 0, 21) })
@@ -138,7 +146,7 @@ const tags: fc.Arbitrary<Tags> = fc
   .dictionary(text(20, 1, 4), text(20, 0, 6), { maxKeys: 4 })
   .map((t) => (Object.keys(t).length === 0 ? NO_TAGS : Object.freeze({ ...t })))
 const update: fc.Arbitrary<MemberUpdate> = fc.oneof(
-  rec({ status: fc.constant(MemberStatus.Alive), name, incarnation, address: text(L.maxNameBytes, 0, 21), generation: ts, tags, by: fc.constant('') }),
+  rec({ status: fc.constant(MemberStatus.Alive), name, incarnation, address: text(L.maxNameBytes, 1, 21), generation: ts, tags, by: fc.constant('') }),
   rec({
     status: fc.constantFrom(MemberStatus.Suspect, MemberStatus.Dead, MemberStatus.Left),
     name,
@@ -178,7 +186,7 @@ const bodies = {
     type: fc.constant(MessageType.PingReq as const),
     seq: ts,
     target: name,
-    targetAddress: text(L.maxNameBytes, 0, 21),
+    targetAddress: text(L.maxNameBytes, 1, 21),
     updates,
   }),
   [MessageType.Nack]: rec({ type: fc.constant(MessageType.Nack as const), seq: ts }),
@@ -197,7 +205,7 @@ const anyMessage = fc.oneof(...ALL_TYPES.map(messageOf))
 /** Messages small enough to try every truncation of (values of at most 60 bytes). */
 const smallValue: fc.Arbitrary<Entry['value']> = fc.oneof(fc.constant(undefined), text(60, 0, 10), fc.uint8Array({ maxLength: 20 }))
 const smallEntry = (origin: fc.Arbitrary<string>): fc.Arbitrary<Entry> =>
-  rec({ key: text(40, 1, 6), ts, origin, value: smallValue, expiresAt: fc.option(ts, { nil: undefined }) })
+  rec({ key: text(40, 1, 6), ts, origin, value: smallValue, expiresAt: fc.option(ts, { nil: undefined }) }).map(withinTtl)
 const smallSegments = fc.array(
   name.chain((origin) => rec({ origin: fc.constant(origin), upTo: ts, entries: fc.array(smallEntry(fc.constant(origin)), { maxLength: 3 }) })),
   { maxLength: 3 },
@@ -474,22 +482,25 @@ describe('codec limits', () => {
       ],
       [
         'member tags',
-        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: '', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes) })] },
-        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: '', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes + 1) })] },
+        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: 'a:1', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes) })] },
+        { ...base, type: MessageType.MemberGossip, updates: [aliveUpdate({ name: 'm', address: 'a:1', generation: 1, incarnation: 1, tags: tagsOfSize(L.maxTagsBytes + 1) })] },
       ],
     ]
     for (const [what, ok, over] of cases) {
       assert.deepEqual(decodeMessage(encodeMessage(ok), L, STREAM), ok, `${what} at the limit`)
       assert.throws(() => decodeMessage(encodeMessage(over), L, STREAM), isDropWith('limit-exceeded'), `${what} over the limit`)
     }
-    // maxItemsPerMessage bounds segments, entries per segment, digest rows and reset entries.
+    // maxItemsPerMessage bounds the items of the whole message: segments and their entries, digest
+    // rows, reset rows and entries, all counted together.
     const few = { ...L, maxItemsPerMessage: 3 }
     const e = (i: number): Entry => ({ key: `k${i}`, ts: i + 1, origin: 'o', value: undefined, expiresAt: undefined })
     const seg = (n: number): Segment => ({ origin: 'o', upTo: 0, entries: Array.from({ length: n }, (_, i) => e(i)) })
     const rows = (n: number) => new Map(Array.from({ length: n }, (_, i) => [`o${i}`, i] as [string, number]))
     const counted = (n: number): Message[] => [
       { ...base, type: MessageType.Delta, segments: Array.from({ length: n }, () => seg(0)) },
-      { ...base, type: MessageType.Delta, segments: [seg(n)] },
+      { ...base, type: MessageType.Delta, segments: [seg(n - 1)] },
+      { ...base, type: MessageType.Delta, segments: [seg(Math.ceil((n - 2) / 2)), seg(Math.floor((n - 2) / 2))] },
+      { ...base, type: MessageType.Reset, watermarks: rows(n - 1), gcFloors: rows(1), entries: [] },
       { ...base, type: MessageType.Digest, page: { start: '', end: undefined, rows: rows(n) } },
       { ...base, type: MessageType.Reset, watermarks: rows(n), gcFloors: new Map(), entries: [] },
       { ...base, type: MessageType.Reset, watermarks: new Map(), gcFloors: new Map(), entries: Array.from({ length: n }, (_, i) => e(i)) },

@@ -23,16 +23,22 @@ test('a reset keeps our entry for a key the sender holds even when its newer ent
   assert.equal(s.get('k', NOW), undefined)
 })
 
-test('full-state replies are rate limited per source and in all', () => {
+test('full-state replies are rate limited per source host and in all, and go only to the requesting member', () => {
   const engine = new GossipEngine(engineConfig({ name: 'n', address: 'sim:0', generation: 1, gossipIntervalMs: 1000 }), new SeededRandom(1), NOW)
   engine.set(NOW, 'k', 'v')
+  for (let i = 0; i < 100; i++) engine.addPeer(`p${i}`, `sim:${i}`)
   engine.takeOutbox()
-  const request = encodeMessage({ label: '', from: 'x', fromAddress: 'sim:victim', type: MessageType.ResetRequest })
-  for (let i = 0; i < 100; i++) engine.receive(NOW + i, 'sim:attacker', request, false)
+  const request = (from: string, fromAddress: string): Buffer => encodeMessage({ label: '', from, fromAddress, type: MessageType.ResetRequest })
+  // Reflection: a request naming another address (a third party, or a member's) gets no stream.
+  engine.receive(NOW, 'sim:attacker', request('x', 'sim:victim'), false)
+  engine.receive(NOW, 'sim:attacker', request('p1', 'sim:1'), false)
+  assert.equal(engine.takeOutbox().filter((o) => o.stream).length, 0, 'no full state to an address that is not the requester')
+  assert.equal(engine.stats.dropped('unproven-destination'), 2)
+  for (let i = 0; i < 100; i++) engine.receive(NOW + i, 'sim:7', request('p7', 'sim:7'), false)
   assert.equal(engine.takeOutbox().filter((o) => o.stream).length, 1, 'one stream per source per interval')
-  for (let i = 0; i < 100; i++) engine.receive(NOW + 200, `sim:${i}`, request, false)
+  for (let i = 0; i < 100; i++) engine.receive(NOW + 200, `sim:${i}`, request(`p${i}`, `sim:${i}`), false)
   assert.equal(engine.takeOutbox().filter((o) => o.stream).length, 3, 'and a few per interval in all')
   assert.ok(engine.stats.dropped('rate-limited') >= 190)
-  engine.receive(NOW + 1500, 'sim:attacker', request, false)
+  engine.receive(NOW + 1500, 'sim:7', request('p7', 'sim:7'), false)
   assert.equal(engine.takeOutbox().filter((o) => o.stream).length, 1, 'allowed again in the next interval')
 })

@@ -7,7 +7,15 @@ import { DecodeError } from '../errors.js'
  */
 export class Reader {
   private pos = 0
-  constructor(private readonly buf: Buffer) {}
+  /**
+   * @param itemsLeft items (entries, rows, members...) the whole message may
+   *   still hold: every `count` takes from it, so a limit on items bounds the
+   *   message, not each list in it.
+   */
+  constructor(
+    private readonly buf: Buffer,
+    private itemsLeft = Number.MAX_SAFE_INTEGER,
+  ) {}
 
   get remaining(): number {
     return this.buf.length - this.pos
@@ -53,7 +61,9 @@ export class Reader {
   count(max: number, minBytesEach = 1): number {
     const n = this.varint()
     if (n > max) throw new DecodeError('limit-exceeded', `count ${n} exceeds limit ${max}`)
+    if (n > this.itemsLeft) throw new DecodeError('limit-exceeded', 'more items than one message may hold')
     if (n * minBytesEach > this.remaining) throw new DecodeError('truncated', 'count larger than the message')
+    this.itemsLeft -= n
     return n
   }
 
@@ -128,7 +138,13 @@ export class Writer {
     return this
   }
 
+  /**
+   * Writes a non-negative safe integer. Anything else would come out as bytes
+   * every reader refuses (or as another number), so it is a bug in the
+   * caller, thrown here rather than sent.
+   */
   varint(v: number): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint out of range: ${v}`)
     this.ensure(8)
     while (v >= 128) {
       this.buf[this.pos++] = (v % 128) | 0x80

@@ -13,9 +13,6 @@ import type { Limits } from './limits.js'
  * encoding is at most `limits.maxTagsBytes`.
  */
 
-/** Highest incarnation accepted: 2^52, so every refutation (one more) stays a safe integer. */
-export const MAX_INCARNATION = 2 ** 52
-
 export function tagsEncodedSize(tags: Tags): number {
   const entries = Object.entries(tags)
   let n = varintSize(entries.length)
@@ -67,16 +64,17 @@ function readTags(r: Reader, limits: Limits): Tags {
   return Object.freeze({ ...tags })
 }
 
-export function readUpdate(r: Reader, limits: Limits): MemberUpdate {
+export function readUpdate(r: Reader, limits: Limits, isUsableAddress: (address: string) => boolean): MemberUpdate {
   const status = r.u8()
   if (status > MemberStatus.Left) throw new DecodeError('malformed', `unknown member status ${status}`)
   const name = r.string(limits.maxNameBytes)
   if (name.length === 0) throw new DecodeError('malformed', 'empty member name')
+  // Any safe integer decodes; one far above the clock is refused by membership (incarnationCeiling).
   const incarnation = r.varint()
-  // Refuting a claim takes its incarnation plus one, which must still encode.
-  if (incarnation > MAX_INCARNATION) throw new DecodeError('malformed', 'incarnation out of range')
   if (status === MemberStatus.Alive) {
     const address = r.string(limits.maxNameBytes)
+    // An alive member is probed at its address: one we could never send to is refused here, not at a socket.
+    if (!isUsableAddress(address)) throw new DecodeError('malformed', `member '${name}' has an unusable address`)
     const generation = r.varint()
     const tags = readTags(r, limits)
     return { status, name, incarnation, address, generation, tags, by: '' }
@@ -85,9 +83,9 @@ export function readUpdate(r: Reader, limits: Limits): MemberUpdate {
   return { status, name, incarnation, address: '', generation: 0, tags: NO_TAGS, by }
 }
 
-export function readUpdates(r: Reader, limits: Limits, max: number): MemberUpdate[] {
+export function readUpdates(r: Reader, limits: Limits, max: number, isUsableAddress: (address: string) => boolean): MemberUpdate[] {
   const n = r.count(max, 4)
   const out: MemberUpdate[] = []
-  for (let i = 0; i < n; i++) out.push(readUpdate(r, limits))
+  for (let i = 0; i < n; i++) out.push(readUpdate(r, limits, isUsableAddress))
   return out
 }

@@ -1,9 +1,22 @@
 import { DecodeError } from '../errors.js'
 import type { MemberUpdate } from '../membership/member.js'
 import type { Entry } from '../state/entry.js'
+import { physicalMsOf } from '../state/hlc.js'
 import { Reader, Writer, stringSize, varintSize } from './bytes.js'
-import type { Limits } from './limits.js'
+import { type Limits, MAX_TTL_MS } from './limits.js'
 import { readUpdates, writeUpdates } from './member-codec.js'
+
+/**
+ * Whether an address read from the wire is one we could ever send to. The
+ * driver decides (the real network wants `host:port` with a port from 1 to
+ * 65535; the simulator has its own names); the codec only applies it, so an
+ * unusable address is refused at decode (`malformed`) instead of reaching a
+ * socket call that throws.
+ */
+export type AddressRule = (address: string) => boolean
+
+/** The rule of drivers that can send to any non-empty address (the simulator). */
+export const ANY_ADDRESS: AddressRule = (address) => address.length > 0
 
 /**
  * The wire format (PROTOCOL.md documents it byte by byte).
@@ -122,6 +135,8 @@ export function entryBodySize(e: Entry): number {
 }
 
 function writeEntryBody(w: Writer, e: Entry): void {
+  // What every reader refuses is never written (the engine bounds TTLs before a write exists).
+  if (e.expiresAt !== undefined && e.expiresAt > physicalMsOf(e.ts) + MAX_TTL_MS) throw new RangeError(`expiry of '${e.key}' beyond MAX_TTL_MS`)
   const v = e.value
   const kind = v === undefined ? KIND_TOMBSTONE : typeof v === 'string' ? KIND_STRING : KIND_BYTES
   w.string(e.key).varint(e.ts).u8(kind | (e.expiresAt !== undefined ? HAS_EXPIRY : 0))
@@ -137,6 +152,8 @@ function readEntryBody(r: Reader, origin: string, limits: Limits): Entry {
   const flags = r.u8()
   if ((flags & ~(KIND_MASK | HAS_EXPIRY)) !== 0) throw new DecodeError('malformed', 'unknown entry flags')
   const expiresAt = (flags & HAS_EXPIRY) !== 0 ? r.varint() : undefined
+  // A writer never sets an expiry further than MAX_TTL_MS after its write (ts is ms * 1024 + counter).
+  if (expiresAt !== undefined && expiresAt > physicalMsOf(ts) + MAX_TTL_MS) throw new DecodeError('malformed', 'expiry beyond the longest TTL')
   const kind = flags & KIND_MASK
   let value: Entry['value']
   if (kind === KIND_STRING) value = r.string(limits.maxValueBytes)
@@ -286,9 +303,14 @@ export function encodeParts(h: Header, m: MessageBody): Buffer {
  * stream limit). Throws `DecodeError` (with a drop reason) and nothing else.
  * Unknown trailing bytes are ignored so a newer minor revision can append fields.
  */
-export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Message {
+export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number, isUsableAddress: AddressRule = ANY_ADDRESS): Message {
   if (buf.length > maxBytes) throw new DecodeError('oversized', `message of ${buf.length} bytes exceeds ${maxBytes}`)
-  const r = new Reader(buf)
+  // maxItemsPerMessage bounds the items of the whole message, not of each list in it.
+  const r = new Reader(buf, limits.maxItemsPerMessage)
+  const address = (a: string, what: string): string => {
+    if (!isUsableAddress(a)) throw new DecodeError('malformed', `unusable ${what} '${a.slice(0, 64)}'`)
+    return a
+  }
   try {
     if (r.u8() !== MAGIC) throw new DecodeError('bad-magic', 'not a grapevine message')
     const version = r.u8()
@@ -298,6 +320,8 @@ export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Me
     const from = r.string(limits.maxNameBytes)
     const fromAddress = r.string(limits.maxNameBytes)
     if (from.length === 0) throw new DecodeError('malformed', 'empty sender name')
+    // Empty: answer the transport source address.
+    if (fromAddress.length > 0) address(fromAddress, 'reply address')
     // Object literals, not spreads: a spread here made decoding ten times slower.
     switch (type) {
       case MessageType.Probe: {
@@ -339,29 +363,29 @@ export function decodeMessage(buf: Buffer, limits: Limits, maxBytes: number): Me
       case MessageType.Ping: {
         const seq = r.varint()
         const target = r.string(limits.maxNameBytes)
-        return { label, from, fromAddress, type, seq, target, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+        return { label, from, fromAddress, type, seq, target, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES, isUsableAddress) }
       }
       case MessageType.Ack: {
         const seq = r.varint()
         const generation = r.varint()
-        return { label, from, fromAddress, type, seq, generation, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+        return { label, from, fromAddress, type, seq, generation, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES, isUsableAddress) }
       }
       case MessageType.PingReq: {
         const seq = r.varint()
         const target = r.string(limits.maxNameBytes)
-        const targetAddress = r.string(limits.maxNameBytes)
-        return { label, from, fromAddress, type, seq, target, targetAddress, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+        const targetAddress = address(r.string(limits.maxNameBytes), 'target address')
+        return { label, from, fromAddress, type, seq, target, targetAddress, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES, isUsableAddress) }
       }
       case MessageType.Nack:
         return { label, from, fromAddress, type, seq: r.varint() }
       case MessageType.MemberGossip:
-        return { label, from, fromAddress, type, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES) }
+        return { label, from, fromAddress, type, updates: readUpdates(r, limits, MAX_PIGGYBACK_UPDATES, isUsableAddress) }
       case MessageType.JoinRequest:
         return { label, from, fromAddress, type }
       case MessageType.MemberSync: {
         const flag = r.u8()
         if (flag > 1) throw new DecodeError('malformed', 'bad reply flag')
-        return { label, from, fromAddress, type, reply: flag === 1, members: readUpdates(r, limits, limits.maxItemsPerMessage) }
+        return { label, from, fromAddress, type, reply: flag === 1, members: readUpdates(r, limits, limits.maxItemsPerMessage, isUsableAddress) }
       }
       default:
         throw new DecodeError('unknown-type', `unknown message type ${type}`)

@@ -1,4 +1,5 @@
 import { type Limits, DEFAULT_LIMITS } from '../codec/limits.js'
+import { ANY_ADDRESS, type AddressRule } from '../codec/messages.js'
 import { NO_TAGS, type Tags } from '../membership/member.js'
 import { type MembershipTiming, PRESETS } from '../membership/presets.js'
 
@@ -35,6 +36,15 @@ export interface EngineConfig {
   readonly tags: Tags
   /** Our membership incarnation starts above this (a previous run's, from a data dir). */
   readonly minIncarnation: number
+  /** Which addresses on the wire the driver can send to; messages naming others are refused at decode. */
+  readonly isUsableAddress: AddressRule
+  /**
+   * The sending host of a transport address: the key of per-source limits
+   * and of the check that a stream's sender is the member it names. The real
+   * network takes the IP (a stream arrives from an ephemeral port); the
+   * default, the whole address, suits the simulator.
+   */
+  readonly peerHostOf: (address: string) => string
 }
 
 export const ENGINE_DEFAULTS = {
@@ -51,6 +61,8 @@ export const ENGINE_DEFAULTS = {
   timing: PRESETS.lan,
   tags: NO_TAGS,
   minIncarnation: 0,
+  isUsableAddress: ANY_ADDRESS,
+  peerHostOf: (address: string): string => address,
 }
 
 export type EngineConfigInput = Partial<Omit<EngineConfig, 'limits' | 'timing'>> &

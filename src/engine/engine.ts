@@ -1,4 +1,5 @@
-import { DecodeError, type DropReason, InvalidKeyError, ValueTooLargeError } from '../errors.js'
+import { DecodeError, type DropReason, InvalidKeyError, InvalidTtlError, ValueTooLargeError } from '../errors.js'
+import { MAX_TTL_MS } from '../codec/limits.js'
 import {
   type DigestPage,
   type Header,
@@ -20,7 +21,7 @@ import type { EngineConfig } from './config.js'
 import type { MemberEvent, NameConflict } from '../membership/membership.js'
 import { Membership } from '../membership/membership.js'
 import type { SharedMembers } from '../membership/member-table.js'
-import type { Tags } from '../membership/member.js'
+import { MemberStatus, type Tags } from '../membership/member.js'
 import { applySegments, deltaFor, digestPage, isBehindHorizon, openingDigestPage } from './reconciliation.js'
 import { EngineStats } from './stats.js'
 
@@ -71,6 +72,10 @@ export class GossipEngine {
   private streamIntervalStart = 0
   /** The transport address of the message being handled (the limiter's key: a sender names its reply address itself). */
   private currentSource = ''
+  /** The sender name the message being handled claims. */
+  private currentFrom = ''
+  /** Handler failures already said in the log, by kind (see `onInternalError`). */
+  private readonly internalErrorKinds = new Set<string>()
   private readonly header: Header
   private readonly headerBytes: number
   private nextRoundMs: number
@@ -114,6 +119,7 @@ export class GossipEngine {
         timing: config.timing,
         bodyBudget: config.limits.maxPacketBytes - this.headerBytes,
         maxMembers: config.limits.maxMembers,
+        peerHostOf: config.peerHostOf,
         minIncarnation: config.minIncarnation,
       },
       random,
@@ -157,8 +163,8 @@ export class GossipEngine {
     }
     let expiresAt: number | undefined
     if (options.ttlMs !== undefined) {
-      if (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0) {
-        throw new InvalidKeyError(`ttlMs must be a positive number of milliseconds, got ${options.ttlMs}`)
+      if (typeof options.ttlMs !== 'number' || !Number.isFinite(options.ttlMs) || options.ttlMs <= 0 || options.ttlMs > MAX_TTL_MS) {
+        throw new InvalidTtlError(`ttlMs must be a positive number of milliseconds up to ${MAX_TTL_MS} (10 years), got ${options.ttlMs}`)
       }
       expiresAt = Math.ceil(nowMs + options.ttlMs)
     }
@@ -432,7 +438,7 @@ export class GossipEngine {
     }
     let msg: Message
     try {
-      msg = decodeMessage(bytes, limits, stream ? limits.maxStreamBytes : limits.maxPacketBytes)
+      msg = decodeMessage(bytes, limits, stream ? limits.maxStreamBytes : limits.maxPacketBytes, this.config.isUsableAddress)
     } catch (err) {
       if (err instanceof DecodeError) {
         this.stats.drop(err.reason)
@@ -456,12 +462,37 @@ export class GossipEngine {
     }
     this.checkStall(nowMs)
     this.currentSource = fromAddress
+    this.currentFrom = msg.from
+    try {
+      this.handle(nowMs, msg, replyTo)
+    } catch (err) {
+      this.onInternalError(`handling ${MessageType[msg.type] ?? msg.type}`, err)
+    }
+    this.afterActivity(nowMs)
+  }
+
+  /**
+   * The last-resort guard: a handler that throws is a bug, but one message
+   * must never stop the node (drivers report their own such failures here). Counted (`internal-error`), said once per kind
+   * in the log, and the node goes on.
+   */
+  onInternalError(kind: string, err: unknown): void {
+    this.stats.drop('internal-error')
+    const name = err instanceof Error ? err.name : typeof err
+    const key = `${kind}: ${name}`
+    if (this.internalErrorKinds.has(key) || this.internalErrorKinds.size >= MAX_INCOMPATIBLE_NOTED) return
+    this.internalErrorKinds.add(key)
+    const message = err instanceof Error ? err.message : String(err)
+    this.warnings.push(`internal error ${key} (${message}); the message was dropped and counted as internal-error, said once per kind`)
+  }
+
+  private handle(nowMs: number, msg: Message, replyTo: string): void {
     this.membership.heardFrom(nowMs, msg.from, replyTo)
     this.state.advance(nowMs)
     switch (msg.type) {
       case MessageType.Probe:
         this.membership.onFingerprint(nowMs, msg.memberHi, msg.memberLo, replyTo)
-        this.onProbe(msg.syncHi, msg.syncLo, msg.wmHi, msg.wmLo, replyTo)
+        this.onProbe(nowMs, msg.syncHi, msg.syncLo, msg.wmHi, msg.wmLo, replyTo)
         break
       case MessageType.Digest:
         this.onDigest(nowMs, msg.page, replyTo)
@@ -487,15 +518,21 @@ export class GossipEngine {
       case MessageType.Nack:
       case MessageType.MemberGossip:
       case MessageType.JoinRequest:
-      case MessageType.MemberSync:
-        this.membership.handle(nowMs, msg, replyTo)
+      case MessageType.MemberSync: {
+        const refused = this.membership.stats.claimsRefused
+        this.membership.handle(nowMs, msg, replyTo, this.currentSource)
+        const n = this.membership.stats.claimsRefused - refused
+        if (n > 0) this.stats.drop('claim-refused', n)
         break
+      }
     }
-    this.afterActivity(nowMs)
   }
 
+
+
+
   /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */
-  private onProbe(syncHi: number, syncLo: number, wmHi: number, wmLo: number, replyTo: string): void {
+  private onProbe(nowMs: number, syncHi: number, syncLo: number, wmHi: number, wmLo: number, replyTo: string): void {
     if (this.state.syncFingerprint.equals(syncHi, syncLo) && this.state.watermarkFingerprint.equals(wmHi, wmLo)) return
     this.stats.reconciliations++
     const page = openingDigestPage(this.state, this.bodyBudget, this.random)
@@ -511,7 +548,7 @@ export class GossipEngine {
     // Our digest takes at most half the datagram; the delta fills the rest.
     const ourPage = digestPage(this.state, page.start, page.end, Math.floor(this.bodyBudget / 2))
     const used = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments: [] }).length
-    const { segments, viaStream } = this.planDelta(nowMs, page, this.config.limits.maxPacketBytes - used)
+    const { segments, viaStream } = this.planDelta(nowMs, page, this.config.limits.maxPacketBytes - used, replyTo)
     if (viaStream !== undefined) this.send(replyTo, viaStream, MessageType.Delta, true)
     const bytes = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments })
     this.send(replyTo, bytes, MessageType.DeltaDigest, false)
@@ -526,7 +563,7 @@ export class GossipEngine {
     }
     this.applyDelta(nowMs, segments, from, replyTo)
     const budget = this.bodyBudget - 1
-    const { segments: ours, viaStream } = this.planDelta(nowMs, page, budget)
+    const { segments: ours, viaStream } = this.planDelta(nowMs, page, budget, replyTo)
     if (viaStream !== undefined) {
       this.send(replyTo, viaStream, MessageType.Delta, true)
     } else if (ours.length > 0) {
@@ -540,12 +577,12 @@ export class GossipEngine {
    * when one value is larger than a datagram) in one stream message, up to the
    * stream limit.
    */
-  private planDelta(nowMs: number, page: DigestPage, datagramBudget: number): { segments: Segment[]; viaStream: Buffer | undefined } {
+  private planDelta(nowMs: number, page: DigestPage, datagramBudget: number, to: string): { segments: Segment[]; viaStream: Buffer | undefined } {
     const small = deltaFor(this.state, page, datagramBudget, this.random)
     if (!small.truncated) return { segments: small.segments, viaStream: undefined }
     const streamBudget = this.config.limits.maxStreamBytes - this.headerBytes - 16
     const big = deltaFor(this.state, page, streamBudget, this.random)
-    if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || !this.mayStream(nowMs)) {
+    if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || !this.mayStream(nowMs, to)) {
       return { segments: small.segments, viaStream: undefined }
     }
     const bytes = encodeParts(this.header, { type: MessageType.Delta, segments: big.segments })
@@ -563,6 +600,7 @@ export class GossipEngine {
       from,
     )
     this.stats.entriesApplied += result.applied
+    if (result.claimsRefused > 0) this.stats.drop('watermark-refused', result.claimsRefused)
     if (result.refused > 0) this.stats.drop('clock-drift', result.refused)
     if (result.beyondHorizon > 0) {
       this.stats.drop('past-horizon', result.beyondHorizon)
@@ -593,15 +631,31 @@ export class GossipEngine {
    * a bulk delta, up to maxStreamBytes for a few bytes in): at most one per
    * source address per gossip interval, and MAX_STREAMS_PER_INTERVAL in all.
    */
-  private mayStream(nowMs: number): boolean {
+  private mayStream(nowMs: number, to: string): boolean {
+    // Only to the sender itself, at its own host and the address its member record gives: a
+    // plaintext request names its reply address, and a forged one would aim our full state
+    // at a third party (reflection). A sender not yet a member is answered by datagrams.
+    const host = this.config.peerHostOf(this.currentSource)
+    const m = this.membership.get(this.currentFrom)
+    if (this.config.peerHostOf(to) !== host || m === undefined || m.status > MemberStatus.Suspect || m.address !== to) {
+      this.stats.drop('unproven-destination')
+      return false
+    }
     if (nowMs - this.streamIntervalStart >= this.config.gossipIntervalMs) {
       this.streamIntervalStart = nowMs
       this.streamsThisInterval = 0
     }
-    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) return false
-    const key = this.currentSource
+    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) {
+      this.stats.drop('rate-limited')
+      return false
+    }
+    // Per host, not per address: the source port is the sender's choice.
+    const key = host
     const last = this.streamSentAt.get(key)
-    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return false
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) {
+      this.stats.drop('rate-limited')
+      return false
+    }
     if (this.streamSentAt.size >= 4096) this.streamSentAt.clear()
     this.streamSentAt.set(key, nowMs)
     this.streamsThisInterval++
@@ -610,10 +664,7 @@ export class GossipEngine {
 
   /** Sends our full state, if the stream limits allow. */
   private sendReset(nowMs: number, to: string): void {
-    if (!this.mayStream(nowMs)) {
-      this.stats.drop('rate-limited')
-      return
-    }
+    if (!this.mayStream(nowMs, to)) return
     const state = this.state
     const watermarks = new Map<string, number>()
     const gcFloors = new Map<string, number>()
@@ -668,8 +719,23 @@ export class GossipEngine {
     const maxTs = this.maxAcceptableTs(nowMs)
     const accepted = entries.filter((e) => e.ts <= maxTs)
     if (accepted.length < entries.length) this.stats.drop('clock-drift', entries.length - accepted.length)
-    for (const [o, ts] of watermarks) if (ts > maxTs) watermarks.delete(o)
-    for (const [o, ts] of gcFloors) if (ts > maxTs) gcFloors.delete(o)
+    // Claims no honest peer can make are refused and counted: a watermark ahead of our clock
+    // plus the drift, a gc floor of a tombstone collected before the retention passed.
+    const maxFloor = hlcFromPhysicalMs(nowMs + this.config.maxClockDriftMs - this.config.tombstoneRetentionMs)
+    let refused = 0
+    for (const [o, ts] of watermarks) {
+      if (ts > maxTs) {
+        watermarks.delete(o)
+        refused++
+      }
+    }
+    for (const [o, ts] of gcFloors) {
+      if (ts > maxFloor) {
+        gcFloors.delete(o)
+        refused++
+      }
+    }
+    if (refused > 0) this.stats.drop('watermark-refused', refused)
     for (const e of accepted) this.clock.observe(e.ts)
     this.state.reset(accepted, watermarks, gcFloors, nowMs, from, new Set(entries.map((e) => e.key)))
     this.stats.resetsReceived++
@@ -713,6 +779,7 @@ const MAX_INCOMPATIBLE_NOTED = 256
 
 /** Streams (full states, bulk deltas) we answer with per gossip interval, in all. */
 const MAX_STREAMS_PER_INTERVAL = 4
+
 
 function isWellFormed(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

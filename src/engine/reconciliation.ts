@@ -198,6 +198,8 @@ export interface ApplyResult {
   refused: number
   /** Entries refused as possibly deleted by a tombstone collected here (see `isBeyondHorizon`). */
   beyondHorizon: number
+  /** `upTo` claims not believed: beyond our clock plus the allowed drift. */
+  claimsRefused: number
 }
 
 /**
@@ -220,7 +222,7 @@ export function applySegments(
   onAccepted: (e: Entry) => void,
   source?: string,
 ): ApplyResult {
-  const result = { applied: 0, refused: 0, beyondHorizon: 0 }
+  const result = { applied: 0, refused: 0, beyondHorizon: 0, claimsRefused: 0 }
   for (const seg of segments) {
     let ok = true
     let prevTs = 0
@@ -246,7 +248,10 @@ export function applySegments(
       if (state.merge(e, nowMs, source) === MergeOutcome.Applied) result.applied++
     }
     // upTo may lie below the last entry: entries beyond the sender's watermark came to it by push and are sent unvouched.
-    if (ok && seg.upTo > 0 && seg.upTo <= maxTs) state.raiseWatermark(seg.origin, seg.upTo)
+    if (!ok || seg.upTo === 0 || seg.upTo <= state.watermark(seg.origin)) continue
+    // No honest peer has seen a write from beyond our clock plus the drift.
+    if (seg.upTo > maxTs) result.claimsRefused++
+    else state.raiseWatermark(seg.origin, seg.upTo)
   }
   return result
 }

@@ -1,6 +1,7 @@
 import { type MemberUpdate, MemberStatus } from './member.js'
 import { updateSize } from '../codec/member-codec.js'
 import { MAX_PIGGYBACK_UPDATES } from '../codec/messages.js'
+import { MinHeap } from '../util/heap.js'
 
 /** Queue key of a member's own claims; a suspicion's key appends the accuser (the length prefix keeps them apart). */
 function memberKey(name: string): string {
@@ -8,12 +9,24 @@ function memberKey(name: string): string {
 }
 
 interface Queued {
+  readonly key: string
   readonly update: MemberUpdate
   /** Times it has been sent; it is dropped at the limit. */
   transmits: number
   /** Insertion order, to break ties newest first. */
   readonly seq: number
 }
+
+/** A heap slot: the item and the transmit count it was filed under (a slot whose item moved on is stale). */
+interface Slot {
+  readonly q: Queued
+  readonly transmits: number
+}
+
+/** Spacing of transmit counts in the heap priority: room for 2^40 insertions, newest first within a count. */
+const SEQ_SPAN = 2 ** 40
+/** Updates that did not fit a message's remaining budget before `take` stops looking further. */
+const MAX_SKIPPED_PER_TAKE = 64
 
 /**
  * Membership updates waiting to ride on outgoing messages (memberlist's
@@ -25,9 +38,19 @@ interface Queued {
  * claims, and one per (member, accuser) for suspicions, since each
  * accuser's suspicion is an independent confirmation. A newer claim about a
  * member replaces every older queued claim about it.
+ *
+ * Cost: O(log n) per enqueue and per update taken, whatever the queue holds
+ * (a flood of made-up members must not make every message sort the queue).
+ * The order, fewest transmissions first and newest first among equals, is a
+ * heap with lazy deletion: a replaced or re-filed item leaves a stale slot
+ * behind, skipped when popped, and the heap is rebuilt when stale slots
+ * outnumber live ones.
  */
 export class BroadcastQueue {
-  private items = new Map<string, Queued>()
+  private readonly items = new Map<string, Queued>()
+  /** The keys of the queued claims about each member (its own key, and one per accuser). */
+  private readonly byName = new Map<string, Set<string>>()
+  private heap = new MinHeap<Slot>()
   private seq = 0
 
   get size(): number {
@@ -40,14 +63,51 @@ export class BroadcastQueue {
       // Stale if a higher claim (record order: incarnation, then status) is queued; an alive claim at the same incarnation is not.
       const other = this.items.get(own)
       if (other !== undefined && (other.update.incarnation > u.incarnation || (other.update.incarnation === u.incarnation && other.update.status > u.status))) return
-      if (other !== undefined) this.items.delete(own)
-      this.items.set(`${own}${u.by}`, { update: u, transmits: 0, seq: this.seq++ })
+      if (other !== undefined) this.remove(other)
+      this.insert(`${own}${u.by}`, u)
       return
     }
-    for (const [k, q] of this.items) {
-      if (q.update.name === u.name && k !== own && q.update.incarnation <= u.incarnation) this.items.delete(k)
+    const keys = this.byName.get(u.name)
+    if (keys !== undefined) {
+      for (const k of [...keys]) {
+        const q = this.items.get(k)!
+        if (k !== own && q.update.incarnation <= u.incarnation) this.remove(q)
+      }
     }
-    this.items.set(own, { update: u, transmits: 0, seq: this.seq++ })
+    this.insert(own, u)
+  }
+
+  private insert(key: string, update: MemberUpdate): void {
+    const old = this.items.get(key)
+    if (old !== undefined) this.remove(old)
+    const q: Queued = { key, update, transmits: 0, seq: this.seq++ }
+    this.items.set(key, q)
+    let keys = this.byName.get(update.name)
+    if (keys === undefined) this.byName.set(update.name, (keys = new Set()))
+    keys.add(key)
+    this.file(q)
+  }
+
+  private file(q: Queued): void {
+    this.heap.push(q.transmits * SEQ_SPAN - q.seq, { q, transmits: q.transmits })
+  }
+
+  private remove(q: Queued): void {
+    this.items.delete(q.key)
+    const keys = this.byName.get(q.update.name)
+    keys?.delete(q.key)
+    if (keys?.size === 0) this.byName.delete(q.update.name)
+    // Its heap slot goes stale; rebuild once stale slots dominate.
+    if (this.heap.size > 2 * this.items.size + 64) this.rebuild()
+  }
+
+  private rebuild(): void {
+    this.heap = new MinHeap<Slot>()
+    for (const q of this.items.values()) this.file(q)
+  }
+
+  private isLive(s: Slot): boolean {
+    return this.items.get(s.q.key) === s.q && s.q.transmits === s.transmits
   }
 
   /**
@@ -57,28 +117,41 @@ export class BroadcastQueue {
    */
   take(budget: number, limit: number): MemberUpdate[] {
     if (this.items.size === 0 || budget <= 0) return []
-    const all = [...this.items.entries()].sort((a, b) => a[1].transmits - b[1].transmits || b[1].seq - a[1].seq)
     const out: MemberUpdate[] = []
+    const skipped: Slot[] = []
+    const sent: Queued[] = []
     let used = 0
-    for (const [key, q] of all) {
-      if (out.length >= MAX_PIGGYBACK_UPDATES) break
-      const size = updateSize(q.update)
-      if (used + size > budget) continue
+    while (out.length < MAX_PIGGYBACK_UPDATES && skipped.length < MAX_SKIPPED_PER_TAKE) {
+      const s = this.heap.pop()
+      if (s === undefined) break
+      if (!this.isLive(s)) continue
+      const size = updateSize(s.q.update)
+      if (used + size > budget) {
+        skipped.push(s)
+        continue
+      }
       used += size
-      out.push(q.update)
-      q.transmits++
-      if (q.transmits >= limit) this.items.delete(key)
+      out.push(s.q.update)
+      // Counted at once: any other slot of this item is now stale, so it is never taken twice.
+      s.q.transmits++
+      sent.push(s.q)
+    }
+    for (const s of skipped) this.heap.push(s.q.transmits * SEQ_SPAN - s.q.seq, s)
+    for (const q of sent) {
+      if (q.transmits >= limit) this.remove(q)
+      else this.file(q)
     }
     return out
   }
 
   /** Whether an update about `name` (any claim) is still queued. */
   has(name: string): boolean {
-    for (const q of this.items.values()) if (q.update.name === name) return true
-    return false
+    return this.byName.has(name)
   }
 
   clear(): void {
     this.items.clear()
+    this.byName.clear()
+    this.heap = new MinHeap<Slot>()
   }
 }

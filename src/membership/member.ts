@@ -99,3 +99,20 @@ const hasher = new Hash64()
 export function memberHash(m: Pick<Member, 'name' | 'incarnation' | 'status'>): [number, number] {
   return hasher.reset().string(m.name).number(m.incarnation).number(fingerprintClass(m.status)).digest()
 }
+
+/**
+ * How far an incarnation may lie above the wall clock (ms). A member starts
+ * at its generation (its start time in ms) and raises its incarnation by one
+ * per refutation or change of tags, so an honest incarnation stays within a
+ * few million of the clock for years. A claim far above it is hostile: it
+ * would outrun every honest record, or make its victim's refutation (one
+ * more) unencodable, so it is refused (`claim-refused`). The one exception
+ * is a refutation of a claim we hold, which may lie one above the ceiling of
+ * an accuser whose clock runs ahead of ours (see Membership.apply).
+ */
+export const INCARNATION_HEADROOM = 2 ** 32
+
+/** The highest incarnation accepted in a claim at `nowMs`. */
+export function incarnationCeiling(nowMs: number): number {
+  return Math.max(0, nowMs) + INCARNATION_HEADROOM
+}

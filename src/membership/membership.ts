@@ -11,6 +11,8 @@ import {
   type Tags,
   aliveUpdate,
   claimUpdate,
+  INCARNATION_HEADROOM,
+  incarnationCeiling,
   recordUpdate,
   tagsEqual,
 } from './member.js'
@@ -30,6 +32,12 @@ export interface MembershipConfig {
   readonly maxMembers: number
   /** Our incarnation starts above this (a previous run's, restored from a data dir). */
   readonly minIncarnation?: number
+  /**
+   * The sending host of a transport address, the key of per-source budgets
+   * (the real network: the IP without the port, which a stream's ephemeral
+   * port and a forged reply address do not change). Default: the address.
+   */
+  readonly peerHostOf?: (address: string) => string
 }
 
 export type MemberEventType = 'join' | 'update' | 'suspect' | 'alive' | 'dead' | 'left' | 'reaped'
@@ -75,6 +83,8 @@ export class MembershipStats {
   misrouted = 0
   /** Alive records of new names refused because the table was full. */
   membersRefused = 0
+  /** Claims refused on their meaning: an incarnation above the ceiling, new members over a source's budget. */
+  claimsRefused = 0
 }
 
 interface Probe {
@@ -136,6 +146,10 @@ const SYNC_ANSWER_BYTES_PER_INTERVAL = 2 * 1024 * 1024
 const SYNC_BYTES_PER_MEMBER = 64
 /** Indirect probes we run for others at once. */
 const MAX_RELAYS = 64
+/** New members one source host may introduce per probe interval (outside member lists we asked for). */
+const NEW_MEMBERS_PER_SOURCE = 256
+/** Source hosts tracked per interval for that budget; beyond it new sources share no budget (refused). */
+const MAX_ADMISSION_SOURCES = 4096
 /** Distinct name conflicts reported (each one is logged). */
 const MAX_CONFLICTS_NOTED = 16
 /** Probe intervals without a membership change of our own before a fingerprint mismatch brings a full sync. */
@@ -187,6 +201,18 @@ export class Membership {
   private readonly deadNotified = new Map<string, number>()
   /** When each member holding stale news about us was last sent our current record (see correct). */
   private readonly corrected = new Map<string, number>()
+  /**
+   * New names admitted per sending host in the current probe interval: a
+   * source may introduce at most NEW_MEMBERS_PER_SOURCE per interval, so a
+   * flood of made-up members grows the table slowly. A member list we asked
+   * for (join, sync) is exempt: a joiner learns a whole cluster from one seed.
+   */
+  private readonly admitted = new Map<string, number>()
+  private admittedWindowStart = -Infinity
+  /** When we last asked each host for its member list (JoinRequest, or a sync with reply). */
+  private readonly syncAskedAt = new Map<string, number>()
+  /** The transport source of the message being applied (its host keys the admission budget). */
+  private source = ''
   private readonly syncAnswered = new Map<string, number>()
   private syncWindowStart = -Infinity
   /** Estimated bytes of member-list answers sent in the current window. */
@@ -395,7 +421,11 @@ export class Membership {
    * the same record (only the member itself raises its incarnation, so a
    * higher one is newer news whatever its status).
    */
-  apply(nowMs: number, u: MemberUpdate, rebroadcast = true): void {
+  apply(nowMs: number, u: MemberUpdate, rebroadcast = true, solicited = true): void {
+    if (u.incarnation > incarnationCeiling(nowMs) && !this.isRefutationOfHeldClaim(nowMs, u)) {
+      this.stats.claimsRefused++
+      return
+    }
     if (u.name === this.self) {
       this.applyAboutSelf(nowMs, u)
       return
@@ -406,6 +436,10 @@ export class Membership {
         if (cur !== undefined && u.incarnation <= cur.incarnation) return
         if (cur === undefined && this.table.size >= this.config.maxMembers) {
           this.stats.membersRefused++
+          return
+        }
+        if (cur === undefined && !solicited && !this.admitNew(nowMs)) {
+          this.stats.claimsRefused++
           return
         }
         const keepSince = cur !== undefined && cur.status === MemberStatus.Alive
@@ -620,12 +654,51 @@ export class Membership {
     }
   }
 
-  /** Membership messages (and their piggybacked updates). */
-  handle(nowMs: number, msg: Message, replyTo: string): void {
+  /**
+   * An alive record one above the claim we hold about another member is its
+   * refutation, which may exceed the ceiling by the claim's own distance from
+   * it (the accuser's clock may run ahead of ours): up to twice the headroom.
+   */
+  private isRefutationOfHeldClaim(nowMs: number, u: MemberUpdate): boolean {
+    if (u.status !== MemberStatus.Alive || u.name === this.self) return false
+    const cur = this.table.get(u.name)
+    return cur !== undefined && cur.status !== MemberStatus.Alive && u.incarnation === cur.incarnation + 1 && u.incarnation <= incarnationCeiling(nowMs) + INCARNATION_HEADROOM
+  }
+
+  /** Whether the current source may still introduce a new member in this probe interval. */
+  private admitNew(nowMs: number): boolean {
+    if (nowMs - this.admittedWindowStart >= this.timing.probeIntervalMs) {
+      this.admittedWindowStart = nowMs
+      this.admitted.clear()
+    }
+    const host = this.hostOf(this.source)
+    const n = this.admitted.get(host) ?? 0
+    if (n >= NEW_MEMBERS_PER_SOURCE) return false
+    // Bounded: at most one entry per source host heard from in the interval, cleared each interval.
+    if (this.admitted.size < MAX_ADMISSION_SOURCES || n > 0) this.admitted.set(host, n + 1)
+    return true
+  }
+
+  private hostOf(address: string): string {
+    return this.config.peerHostOf === undefined ? address : this.config.peerHostOf(address)
+  }
+
+  private noteSyncAsked(nowMs: number, to: string): void {
+    if (this.syncAskedAt.size >= 4096) this.syncAskedAt.clear()
+    this.syncAskedAt.set(this.hostOf(to), nowMs)
+  }
+
+  /**
+   * Membership messages (and their piggybacked updates). `source` is the
+   * transport address the message came from (the reply address may be
+   * anyone's); it keys the budget of new members a sender may introduce.
+   */
+  handle(nowMs: number, msg: Message, replyTo: string, source = replyTo): void {
     if (this.phase === 'conflict') return
+    this.source = source
     switch (msg.type) {
       case MessageType.Ping:
-        for (const u of msg.updates) this.apply(nowMs, u)
+        for (const u of msg.updates) this.apply(nowMs, u, true, false)
         if (msg.target !== this.self) {
           this.stats.misrouted++
           return
@@ -633,7 +706,7 @@ export class Membership {
         this.send(replyTo, { type: MessageType.Ack, seq: msg.seq, generation: this.config.generation, updates: this.piggyback(ACK_OVERHEAD) })
         return
       case MessageType.Ack: {
-        for (const u of msg.updates) this.apply(nowMs, u)
+        for (const u of msg.updates) this.apply(nowMs, u, true, false)
         const relay = this.relays.get(msg.seq)
         if (relay !== undefined) {
           this.relays.delete(msg.seq)
@@ -653,7 +726,7 @@ export class Membership {
         return
       }
       case MessageType.PingReq: {
-        for (const u of msg.updates) this.apply(nowMs, u)
+        for (const u of msg.updates) this.apply(nowMs, u, true, false)
         if (msg.target === this.self || this.relays.size >= MAX_RELAYS) return
         const seq = ++this.seq
         // The Nack must reach the requester before its probe ends (the rest of its interval, a probe timeout in the lan preset).
@@ -667,15 +740,20 @@ export class Membership {
         return
       }
       case MessageType.MemberGossip:
-        for (const u of msg.updates) this.apply(nowMs, u)
+        for (const u of msg.updates) this.apply(nowMs, u, true, false)
         return
       case MessageType.JoinRequest:
         // A joining node answers too, asking for the list back: nodes that all start at once, each
         // with the others as seeds, would otherwise wait for a member that none of them is yet.
-        if ((this.phase === 'member' || this.phase === 'joining') && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, this.phase === 'joining')
+        if ((this.phase === 'member' || this.phase === 'joining') && this.mayAnswerSync(nowMs, replyTo)) {
+          if (this.phase === 'joining') this.noteSyncAsked(nowMs, replyTo)
+          this.sendSync(replyTo, this.phase === 'joining')
+        }
         return
       case MessageType.MemberSync: {
-        for (const u of msg.members) this.apply(nowMs, u, false)
+        const asked = this.syncAskedAt.get(this.hostOf(source))
+        const solicited = asked !== undefined && nowMs - asked <= this.timing.joinRetryMaxMs
+        for (const u of msg.members) this.apply(nowMs, u, false, solicited)
         if (this.phase === 'joining') this.becomeMember(nowMs, 0)
         if (msg.reply && this.phase === 'member' && this.mayAnswerSync(nowMs, replyTo)) this.sendSync(replyTo, false)
         return
@@ -716,6 +794,7 @@ export class Membership {
     // While our own view still changes, the difference is likely churn in flight.
     if (nowMs - this.lastChangeMs < SYNC_SETTLE_INTERVALS * this.timing.probeIntervalMs) return
     this.lastSyncMs = nowMs
+    this.noteSyncAsked(nowMs, replyTo)
     this.sendSync(replyTo, true)
   }
 
@@ -892,7 +971,10 @@ export class Membership {
     // Joining, or cut off from every peer: ask the seeds, backing off.
     if ((this.phase === 'joining' || (this.phase === 'member' && this.livePeers === 0)) && nowMs >= this.nextJoinMs) {
       const seeds = this.seedAddresses()
-      for (const s of seeds) this.send(s, { type: MessageType.JoinRequest })
+      for (const s of seeds) {
+        this.noteSyncAsked(nowMs, s)
+        this.send(s, { type: MessageType.JoinRequest })
+      }
       this.joinAttempts++
       // Jittered, so joiners started together do not retry in waves.
       const backoff = Math.min(t.joinRetryMaxMs, t.joinRetryMs * 2 ** Math.min(20, this.joinAttempts - 1))

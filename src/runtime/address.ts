@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { ConfigError } from '../errors.js'
 
 export interface HostPort {
@@ -30,4 +31,36 @@ export function parseHostPort(text: string, option: string): HostPort {
 
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** A DNS name: labels of letters, digits and hyphens, dot-separated, at most 253 characters. */
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * Whether a peer address read from the wire is one the real network can send
+ * to: `host:port` or `[v6]:port`, the port from 1 to 65535, the host an IP
+ * literal or a DNS name, and not a wildcard (0.0.0.0, ::), which names no
+ * peer. A datagram to port 0 makes node:dgram throw, so such an address must
+ * never get past the decoder.
+ */
+export function isUsableInetAddress(text: string): boolean {
+  let hp: HostPort
+  try {
+    hp = parseHostPort(text, 'address')
+  } catch {
+    return false
+  }
+  if (hp.port === 0) return false
+  const family = isIP(hp.host)
+  if (family === 4) return hp.host !== '0.0.0.0'
+  if (family === 6) return !/^[0:]+$/.test(hp.host)
+  return !text.startsWith('[') && HOSTNAME.test(hp.host)
+}
+
+/** The host of `host:port` or `[v6]:port` (the IP a source address comes from); the text itself when it has no port. */
+export function hostOf(address: string): string {
+  const colon = address.lastIndexOf(':')
+  if (colon <= 0) return address
+  const host = address.slice(0, colon)
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }

@@ -1,0 +1,169 @@
+/**
+ * Well-formed messages with hostile values, each one of issue 14's findings
+ * against the engine and the codec: unusable addresses, incarnations far
+ * above the clock, TTLs past their field, item counts spread over many
+ * lists, floods of made-up members, a handler that throws. Each test fails
+ * on the code before the fix (said at each test).
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { Reader, Writer } from '../src/codec/bytes.js'
+import { DEFAULT_LIMITS, MAX_TTL_MS } from '../src/codec/limits.js'
+import { type Message, MessageType, decodeMessage, encodeMessage } from '../src/codec/messages.js'
+import { DecodeError, InvalidTtlError } from '../src/errors.js'
+import { INCARNATION_HEADROOM, MemberStatus, NO_TAGS, aliveUpdate, claimUpdate, incarnationCeiling } from '../src/membership/member.js'
+import { isUsableInetAddress } from '../src/runtime/address.js'
+import { Simulation } from '../src/sim/simulation.js'
+import { hlcFromPhysicalMs } from '../src/state/hlc.js'
+
+const SECOND = 1000
+const L = DEFAULT_LIMITS
+
+function decodeInet(m: Message): Message {
+  return decodeMessage(encodeMessage(m), L, L.maxStreamBytes, isUsableInetAddress)
+}
+
+function dropReason(f: () => unknown): string | undefined {
+  try {
+    f()
+    return undefined
+  } catch (err) {
+    if (err instanceof DecodeError) return err.reason
+    throw err
+  }
+}
+
+describe('unusable addresses are refused at decode (a datagram to port 0 throws in node:dgram)', () => {
+  test('the real network rule', () => {
+    for (const ok of ['127.0.0.1:7946', '[::1]:1', 'node-1.example:65535', '10.0.0.7:8080']) assert.ok(isUsableInetAddress(ok), ok)
+    for (const bad of ['127.0.0.1:0', '[::1]:0', '0.0.0.0:7946', '[::]:7946', '127.0.0.1:65536', '127.0.0.1', '127.0.0.1:', ':7946', 'a b:1', '::1:7946', '[x]:1', '127.0.0.1:-1', '']) {
+      assert.ok(!isUsableInetAddress(bad), bad)
+    }
+  })
+
+  test('reply address, PingReq target and alive member address at port 0: malformed (before: accepted, and the node crashed)', () => {
+    const base = { label: '', from: 'attacker', fromAddress: '' }
+    assert.equal(dropReason(() => decodeInet({ ...base, fromAddress: '127.0.0.1:0', type: MessageType.Ping, seq: 1, target: 'v', updates: [] })), 'malformed')
+    assert.equal(
+      dropReason(() => decodeInet({ ...base, type: MessageType.PingReq, seq: 1, target: 'v', targetAddress: '127.0.0.1:0', updates: [] })),
+      'malformed',
+    )
+    const alive = aliveUpdate({ name: 'ghost', address: '127.0.0.1:0', generation: 1, incarnation: 1, tags: NO_TAGS })
+    assert.equal(dropReason(() => decodeInet({ ...base, type: MessageType.MemberGossip, updates: [alive] })), 'malformed')
+    // An empty reply address still means "the transport source".
+    assert.doesNotThrow(() => decodeInet({ ...base, type: MessageType.Ping, seq: 1, target: 'v', updates: [] }))
+  })
+})
+
+describe('incarnations far above the clock (before: a claim at 2^52 made the refutation unencodable; the member stayed dead)', () => {
+  test('a suspect claim beyond the ceiling is refused and the victim stays alive everywhere', () => {
+    const sim = new Simulation({ seed: 5 })
+    const nodes = sim.addCluster(4)
+    sim.runFor(3 * SECOND)
+    const [a, victim] = [nodes[0]!, nodes[1]!]
+    for (const inc of [2 ** 52, incarnationCeiling(sim.now) + 1, Number.MAX_SAFE_INTEGER]) {
+      const m: Message = { label: '', from: nodes[2]!.name, fromAddress: nodes[2]!.address, type: MessageType.MemberGossip, updates: [claimUpdate(MemberStatus.Dead, victim.name, inc, nodes[2]!.name)] }
+      sim.inject(a, nodes[2]!.address, encodeMessage(m), false)
+    }
+    sim.runFor(20 * SECOND)
+    assert.equal(a.engine.stats.dropped('claim-refused'), 3)
+    for (const n of nodes) assert.equal(n.engine.membership.get(victim.name)?.status, MemberStatus.Alive, `${n.name} sees the victim alive`)
+  })
+
+  test('a claim just under the ceiling is refuted: the refutation encodes, decodes and is taken by every node', () => {
+    const sim = new Simulation({ seed: 6 })
+    const nodes = sim.addCluster(4)
+    sim.runFor(3 * SECOND)
+    const victim = nodes[1]!
+    const inc = incarnationCeiling(sim.now) - 1
+    const m: Message = { label: '', from: nodes[2]!.name, fromAddress: nodes[2]!.address, type: MessageType.MemberGossip, updates: [claimUpdate(MemberStatus.Suspect, victim.name, inc, nodes[2]!.name)] }
+    for (const n of nodes) if (n !== victim) sim.inject(n, nodes[2]!.address, encodeMessage(m), false)
+    sim.runFor(20 * SECOND)
+    for (const n of nodes) {
+      const rec = n.engine.membership.get(victim.name)
+      assert.equal(rec?.status, MemberStatus.Alive, `${n.name} sees the victim alive`)
+      assert.ok(rec!.incarnation > inc, 'at the refuting incarnation')
+      assert.ok(rec!.incarnation <= incarnationCeiling(sim.now) + INCARNATION_HEADROOM)
+    }
+  })
+})
+
+describe('TTL ceiling (before: a TTL of 1e20 days wrote an expiry no peer could decode)', () => {
+  test('the library refuses TTLs above MAX_TTL_MS, zero, negative and non-finite ones', () => {
+    const sim = new Simulation({ seed: 7 })
+    const [n] = sim.addCluster(1)
+    for (const ttlMs of [MAX_TTL_MS + 1, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, 8.6e27]) {
+      assert.throws(() => n!.engine.set(sim.now, 'k', 'v', { ttlMs }), (e: unknown) => e instanceof InvalidTtlError && e.code === 'GV_ERR_BAD_TTL', String(ttlMs))
+    }
+    const v = n!.engine.set(sim.now, 'k', 'v', { ttlMs: MAX_TTL_MS })
+    assert.equal(n!.engine.get(sim.now, 'k')?.ts, v.ts)
+  })
+
+  test('an expiry beyond the longest TTL is malformed on the wire; the writer never emits one', () => {
+    const ts = hlcFromPhysicalMs(1_800_000_000_000)
+    const entry = { key: 'k', ts, origin: 'o~1', value: 'v', expiresAt: 1_800_000_000_000 + MAX_TTL_MS }
+    const push: Message = { label: '', from: 'o', fromAddress: '', type: MessageType.Push, hops: 0, prevTs: 0, entry }
+    assert.deepEqual(decodeMessage(encodeMessage(push), L, L.maxPacketBytes), push)
+    assert.throws(() => encodeMessage({ ...push, entry: { ...entry, expiresAt: entry.expiresAt + 1 } }), RangeError)
+    // A hostile writer's bytes: the same push with the expiry one further.
+    const bytes = Buffer.from(encodeMessage(push))
+    const w = new Writer()
+    w.varint(entry.expiresAt)
+    const at = bytes.indexOf(w.finish())
+    const w2 = new Writer()
+    w2.varint(entry.expiresAt + 1)
+    assert.equal(w2.finish().length, w.finish().length)
+    w2.finish().copy(bytes, at)
+    assert.equal(dropReason(() => decodeMessage(bytes, L, L.maxPacketBytes)), 'malformed')
+  })
+
+  test('the writer refuses what no reader takes: varints beyond 2^53 - 1, negative or fractional', () => {
+    for (const v of [2 ** 53, -1, 1.5, Number.NaN, 8.6e27]) assert.throws(() => new Writer().varint(v), RangeError, String(v))
+    const w = new Writer().varint(Number.MAX_SAFE_INTEGER).finish()
+    assert.equal(new Reader(w).varint(), Number.MAX_SAFE_INTEGER)
+  })
+})
+
+describe('made-up members', () => {
+  test('one source introduces at most 256 new members per probe interval (before: 200,000)', () => {
+    const sim = new Simulation({ seed: 8 })
+    const nodes = sim.addCluster(3)
+    sim.runFor(2 * SECOND)
+    const victim = nodes[0]!
+    const before = victim.engine.membership.list().length
+    for (let batch = 0; batch < 200; batch++) {
+      const updates = Array.from({ length: 32 }, (_, i) =>
+        aliveUpdate({ name: `fake-${batch}-${i}`, address: `sim:fake-${batch}-${i}`, generation: 1, incarnation: 1, tags: NO_TAGS }),
+      )
+      const m: Message = { label: '', from: 'attacker', fromAddress: 'sim:attacker', type: MessageType.MemberGossip, updates }
+      sim.inject(victim, 'sim:attacker', encodeMessage(m), false)
+    }
+    sim.runFor(10)
+    const admitted = victim.engine.membership.list().length - before
+    assert.ok(admitted <= 256, `admitted ${admitted}`)
+    assert.equal(victim.engine.stats.dropped('claim-refused'), 6400 - admitted)
+  })
+})
+
+describe('the last-resort guard', () => {
+  test('a handler that throws is counted as internal-error, said once, and the node goes on', () => {
+    const sim = new Simulation({ seed: 9 })
+    const nodes = sim.addCluster(3)
+    sim.runFor(2 * SECOND)
+    const victim = nodes[0]!
+    const membership = victim.engine.membership
+    const original = membership.handle.bind(membership)
+    membership.handle = () => {
+      throw new TypeError('a bug')
+    }
+    const ping: Message = { label: '', from: nodes[1]!.name, fromAddress: nodes[1]!.address, type: MessageType.MemberGossip, updates: [] }
+    for (let i = 0; i < 5; i++) sim.inject(victim, nodes[1]!.address, encodeMessage(ping), false)
+    sim.runFor(10)
+    assert.equal(victim.engine.stats.dropped('internal-error'), 5)
+    assert.equal(victim.engine.takeWarnings().filter((w) => w.includes('internal error')).length, 1)
+    membership.handle = original
+    sim.set(nodes[1]!, 'after', 'x')
+    sim.runFor(5 * SECOND)
+    assert.equal(victim.engine.get(sim.now, 'after')?.value, 'x')
+  })
+})
