@@ -94,6 +94,8 @@ describe('replay window', () => {
     assert.equal(reason(b.incoming(stream.subarray(b.preambleBytes), BIG)), 'malformed')
     assert.equal(reason(b.incoming(stream.subarray(0, b.preambleBytes), BIG)), 'malformed')
     assert.equal(reason(b.incomingStream(a.outgoing(Buffer.from('d')), BIG)), 'protocol-version')
+    // What a node before the preamble sent: the transport takes its first P bytes for a preamble.
+    assert.equal(reason(b.openStreamPreamble(a.outgoing(Buffer.alloc(4)))), 'protocol-version')
     assert.equal(reason(b.incomingStream(stream, BIG)), 'ok')
   })
 

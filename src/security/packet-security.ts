@@ -415,7 +415,7 @@ export class PacketSecurity {
       const what = ['', 'a datagram', 'a stream preamble', 'a stream body'][env.type]!
       const want = ['', 'a datagram', 'a stream preamble', 'a stream body'][expect]!
       // A sealed stream without a preamble is what versions before the preamble sent.
-      const reason: DropReason = expect === ENVELOPE_STREAM_BODY && env.type === ENVELOPE_VERSION ? 'protocol-version' : 'malformed'
+      const reason: DropReason = expect !== ENVELOPE_VERSION && env.type === ENVELOPE_VERSION ? 'protocol-version' : 'malformed'
       return { ok: false, reason, detail: `${what} envelope where ${want} belongs` }
     }
     const saltKey = env.salt.toString('base64')
