@@ -11,7 +11,9 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { execFile } from 'node:child_process'
 import dgram from 'node:dgram'
+import http from 'node:http'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
@@ -23,6 +25,8 @@ import { parseHostPort } from '../src/runtime/address.js'
 import { Keyring } from '../src/security/keyring.js'
 import { PacketSecurity, SALT_BYTES } from '../src/security/packet-security.js'
 import { waitFor } from '../src/util/wait.js'
+
+const CLI = new URL('../src/cli/main.js', import.meta.url).pathname
 
 const fast = { gossipIntervalMs: 100, fanout: 2, preset: 'local' as const, joinTimeoutMs: 2000 }
 /** Shrunk so the test takes seconds; the defaults are 2000 ms and 5000 ms. */
@@ -230,6 +234,31 @@ describe('hostile peers on loopback', () => {
       assert.match(metrics, /grapevine_stream_buffered_bytes/)
     } finally {
       await api.close()
+    }
+  })
+
+  test('the CLI sends force only with keyring remove --force', async () => {
+    const bodies: string[] = []
+    const server = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c.toString()))
+      req.on('end', () => {
+        bodies.push(`${req.url} ${body}`)
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('[]')
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as net.AddressInfo).port
+    const run = (args: string[]): Promise<void> =>
+      new Promise((resolve, reject) => execFile(process.execPath, [CLI, 'keyring', 'remove', '--http', `127.0.0.1:${port}`, ...args], (err) => (err ? reject(err) : resolve())))
+    try {
+      const key = generateKey()
+      await run([key])
+      await run(['--force', key])
+      assert.deepEqual(bodies, [`/v1/keyring/remove ${JSON.stringify({ key })}`, `/v1/keyring/remove ${JSON.stringify({ key, force: true })}`])
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   })
 })
