@@ -12,7 +12,7 @@ import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } 
 import { PRESETS } from './membership/presets.js'
 import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, parseHostPort } from './runtime/address.js'
-import { type WireLimits, receiveInto, sendAll } from './runtime/transport.js'
+import { type WireLimits, dropRefused, receiveInto, sendAll } from './runtime/transport.js'
 import { type StreamRefusal, UdpTransport } from './runtime/udp-transport.js'
 import { type KeyInfo, parseKey } from './security/keyring.js'
 import { PacketSecurity, SALT_BYTES, sealOverhead, sealStreamOverhead } from './security/packet-security.js'
@@ -187,7 +187,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
                 preambleBytes: (first: number) => security.streamPreambleBytes(first),
                 openPreamble: (from: string, preamble: Buffer) => {
                   const opened = security.openStreamPreamble(preamble, Date.now())
-                  if (!opened.ok) holder.node?.engine.dropPacket(from, opened.reason, opened.detail)
+                  if (!opened.ok && holder.node !== undefined) dropRefused(holder.node.engine, from, opened.reason, opened.detail)
                   return opened
                 },
               },
