@@ -67,10 +67,14 @@ export class NameConflictError extends GrapevineError {
   }
 }
 
-/** A keyring operation or key that cannot be accepted (bad key, removing the primary...). */
+/**
+ * A keyring operation or key that cannot be accepted (bad key, removing the
+ * primary...): `GV_ERR_KEYRING`; `GV_ERR_KEY_IN_USE` when removing a key
+ * that peers still sealed packets with moments ago (retry, or force).
+ */
 export class KeyringError extends GrapevineError {
-  constructor(message: string) {
-    super('GV_ERR_KEYRING', message)
+  constructor(message: string, code: 'GV_ERR_KEYRING' | 'GV_ERR_KEY_IN_USE' = 'GV_ERR_KEYRING') {
+    super(code, message)
     this.name = 'KeyringError'
   }
 }

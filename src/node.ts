@@ -14,10 +14,10 @@ import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } 
 import { PRESETS } from './membership/presets.js'
 import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
 import { formatHostPort, hostOf, isUsableInetAddress, parseHostPort } from './runtime/address.js'
-import { type WireLimits, receiveInto, sendAll } from './runtime/transport.js'
-import { UdpTransport } from './runtime/udp-transport.js'
+import { type WireLimits, dropRefused, receiveInto, sendAll } from './runtime/transport.js'
+import { type StreamRefusal, UdpTransport } from './runtime/udp-transport.js'
 import { type KeyInfo, parseKey } from './security/keyring.js'
-import { PacketSecurity, SALT_BYTES, sealOverhead } from './security/packet-security.js'
+import { PacketSecurity, SALT_BYTES, sealOverhead, sealStreamOverhead } from './security/packet-security.js'
 import type { StateChange } from './state/cluster-state.js'
 import type { Entry, Value } from './state/entry.js'
 import { SeededRandom } from './util/random.js'
@@ -105,8 +105,12 @@ export interface NodeKeyring {
   install(key: string): void
   /** Makes an installed key the one that encrypts. */
   use(key: string): void
-  /** Removes a key (not the primary). */
-  remove(key: string): void
+  /**
+   * Removes a key (not the primary). Refused with `GV_ERR_KEY_IN_USE` while
+   * peers still seal with it (a packet under it opened in the last
+   * `encryption.keyInUseMs`, 10 s by default), unless `force`.
+   */
+  remove(key: string, options?: { force?: boolean }): void
 }
 
 interface GrapevineEvents {
@@ -162,6 +166,8 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const bind = parseHostPort(o.bind, 'bind')
     // Sealing adds bytes: the engine builds messages that still fit a datagram once sealed.
     const overhead = o.encryption === undefined ? 0 : sealOverhead(o.label)
+    // A sealed stream carries a preamble as well as its body's envelope.
+    const streamOverhead = o.encryption === undefined ? 0 : sealStreamOverhead(o.label)
     const security = o.encryption === undefined ? undefined : PacketSecurity.fromSetting(o.encryption, o.label, randomBytes(SALT_BYTES))
     // The transport delivers to the node created once the sockets are bound.
     const holder: { node?: Grapevine } = {}
@@ -169,9 +175,26 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
       bind,
       {
         maxPacketBytes: o.maxPacketBytes,
-        maxStreamBytes: o.maxStreamBytes + overhead,
+        maxStreamBytes: o.maxStreamBytes + streamOverhead,
         streamTimeoutMs: o.streamTimeoutMs,
-        maxConcurrentStreams: 16,
+        maxConcurrentStreams: o.maxConcurrentStreams,
+        maxStreamsPerIp: o.maxStreamsPerIp,
+        streamHeaderTimeoutMs: o.streamHeaderTimeoutMs,
+        minStreamBytesPerSec: o.minStreamBytesPerSec,
+        streamRateWindowMs: o.streamRateWindowMs,
+        ...(o.maxStreamBufferBytes !== undefined ? { maxStreamBufferBytes: o.maxStreamBufferBytes } : {}),
+        ...(security !== undefined
+          ? {
+              streamAuthenticator: {
+                preambleBytes: (first: number) => security.streamPreambleBytes(first),
+                openPreamble: (from: string, preamble: Buffer) => {
+                  const opened = security.openStreamPreamble(preamble, Date.now())
+                  if (!opened.ok && holder.node !== undefined) dropRefused(holder.node.engine, from, opened.reason, opened.detail)
+                  return opened
+                },
+              },
+            }
+          : {}),
       },
       {
         onMessage: (from, bytes, stream) => holder.node?.onMessage(from, bytes, stream),
@@ -221,7 +244,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     const random = new SeededRandom(randomBytes(4).readUInt32BE(0))
     const engine = new GossipEngine(config, random, now)
     if (restore !== undefined) engine.restore(now, restore.snapshot, restore.trusted)
-    const node = new Grapevine(engine, transport, address, security, { packetBytes: o.maxPacketBytes, streamBytes: o.maxStreamBytes + overhead })
+    const node = new Grapevine(engine, transport, address, security, { packetBytes: o.maxPacketBytes, streamBytes: o.maxStreamBytes + streamOverhead })
     holder.node = node
     node.seedSpecs = o.seeds
     node.dnsServers = o.dnsServers
@@ -435,8 +458,11 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
     return {
       list: () => security.keyring.list(),
       install: (key) => security.keyring.install(parseKey(key)),
-      use: (key) => security.keyring.use(parseKey(key)),
-      remove: (key) => security.keyring.remove(parseKey(key)),
+      use: (key) => {
+        const warning = security.useKey(parseKey(key), Date.now())
+        if (warning !== undefined) this.warn(warning, 'GrapevineKeyring')
+      },
+      remove: (key, options) => security.removeKey(parseKey(key), Date.now(), options),
     }
   }
 
@@ -485,6 +511,16 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   }
 
   private readonly networkErrorCodes = new Map<string, number>()
+
+  /** Inbound streams refused or cut by the transport, by reason (slowloris, per-IP cap, memory cap, unauthenticated...). */
+  get streamRefusalsByReason(): ReadonlyMap<StreamRefusal, number> {
+    return this.transport.streamRefusals
+  }
+
+  /** Bytes reserved now for inbound stream bodies being read (bounded by `maxStreamBufferBytes`), and the most ever. */
+  get streamBufferedBytes(): { now: number; peak: number } {
+    return { now: this.transport.streamBufferedBytes, peak: this.transport.peakStreamBufferedBytes }
+  }
 
   private warn(message: string, type: string): void {
     if (this.listenerCount('warning') > 0) this.emit('warning', message)

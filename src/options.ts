@@ -39,6 +39,17 @@ export const startOptionsSchema = z.strictObject({
   /** Members tracked at most; alive records of further names are refused. */
   maxMembers: positiveInt.default(DEFAULT_LIMITS.maxMembers),
   streamTimeoutMs: duration.default(10_000),
+  /** Inbound streams at once (more are refused), and outbound (more are dropped, counted). */
+  maxConcurrentStreams: positiveInt.default(16),
+  /** Inbound streams at once from one IP address; more are refused. */
+  maxStreamsPerIp: positiveInt.default(4),
+  /** An inbound stream's length (and sealed preamble) must arrive within this of the connection. */
+  streamHeaderTimeoutMs: duration.default(2000),
+  /** An inbound stream's body must arrive at least this fast, averaged over `streamRateWindowMs`. */
+  minStreamBytesPerSec: positiveInt.default(64 * 1024),
+  streamRateWindowMs: duration.default(5000),
+  /** Bytes buffered across all inbound streams at most (default: twice the largest sealed stream message). */
+  maxStreamBufferBytes: positiveInt.optional(),
   /** Membership timing preset (memberlist's): lan (default), wan or local. */
   preset: z.enum(['lan', 'wan', 'local']).default('lan'),
   /** Tags published with this member (small string map, at most 512 bytes encoded). */
@@ -71,6 +82,8 @@ export const startOptionsSchema = z.strictObject({
       keys: z.array(z.string()).min(1),
       verifyIncoming: z.boolean().default(true),
       verifyOutgoing: z.boolean().default(true),
+      /** A key that opened a peer's packet this recently is not removed without force (default 10 s). */
+      keyInUseMs: duration.optional(),
     })
     .optional(),
   /** How long `start` waits for a seed to answer before resolving anyway (it keeps retrying). */

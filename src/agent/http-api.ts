@@ -214,14 +214,18 @@ export class HttpApi {
         this.authorize(req)
         const body = await readBody(req, 4096)
         let key: unknown
+        let force: unknown
         try {
-          key = (JSON.parse(body.toString('utf8')) as { key?: unknown }).key
+          ;({ key, force } = JSON.parse(body.toString('utf8')) as { key?: unknown; force?: unknown })
         } catch {
           throw new HttpError(400, 'GV_ERR_BAD_REQUEST', 'the body must be JSON: {"key": "<base64>"}')
         }
         if (typeof key !== 'string') throw new HttpError(400, 'GV_ERR_BAD_REQUEST', 'the body must be JSON: {"key": "<base64>"}')
+        if (force !== undefined && typeof force !== 'boolean') throw new HttpError(400, 'GV_ERR_BAD_REQUEST', '"force" must be true or false')
         const op = path.slice('/v1/keyring/'.length) as 'install' | 'use' | 'remove'
-        node.keyring[op](key)
+        // remove: GV_ERR_KEY_IN_USE (409) while peers still seal with the key, unless "force": true.
+        if (op === 'remove') node.keyring.remove(key, { force: force === true })
+        else node.keyring[op](key)
         this.options.onKeyringChange?.()
         send(res, 200, node.keyring.list())
         return

@@ -135,6 +135,23 @@ export class AgentMetrics {
       },
     })
     new Gauge({
+      name: 'grapevine_stream_refusals',
+      help: 'Inbound streams refused or cut, by reason (slots-full, per-ip-cap, header-timeout, too-slow, memory-cap, unauthenticated-header...)',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        for (const [reason, n] of node.streamRefusalsByReason) this.set({ reason }, n)
+      },
+    })
+    new Gauge({
+      name: 'grapevine_stream_buffered_bytes',
+      help: 'Bytes reserved now for inbound stream bodies being read',
+      registers: [r],
+      collect() {
+        this.set(node.streamBufferedBytes.now)
+      },
+    })
+    new Gauge({
       name: 'grapevine_cluster_converged',
       help: '1 when every alive member published our state hash, else 0',
       registers: [r],

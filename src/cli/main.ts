@@ -217,9 +217,12 @@ client(keyring.command('list').description('installed keys; the primary encrypts
 })
 for (const op of ['install', 'use', 'remove'] as const) {
   const what = { install: 'add a key that decrypts', use: 'make an installed key the one that encrypts', remove: 'remove a key (not the primary)' }[op]
-  client(keyring.command(op).description(what).argument('<key>', 'base64, 32 bytes')).action(async (key: string, o: { http: string; json?: boolean; token?: string }) => {
+  const command = client(keyring.command(op).description(what).argument('<key>', 'base64, 32 bytes'))
+  if (op === 'remove') command.option('--force', 'remove even while peers still seal with the key (refused otherwise)')
+  command.action(async (key: string, o: { http: string; json?: boolean; token?: string; force?: boolean }) => {
+    const payload = JSON.stringify(o.force ? { key, force: true } : { key })
     const keys = json<{ key: string; primary: boolean }[]>(
-      await request(o.http, 'POST', `/v1/keyring/${op}`, { body: JSON.stringify({ key }), contentType: 'application/json', ...(o.token ? { token: o.token } : {}) }),
+      await request(o.http, 'POST', `/v1/keyring/${op}`, { body: payload, contentType: 'application/json', ...(o.token ? { token: o.token } : {}) }),
     )
     out(o.json ? JSON.stringify(keys) : `${op}: done; ${keys.length} key(s) installed`)
   })

@@ -1,4 +1,5 @@
 import type { GossipEngine } from '../engine/engine.js'
+import type { DropReason } from '../errors.js'
 import { type PacketSecurity, SEALED_MAGIC } from '../security/packet-security.js'
 
 /**
@@ -39,9 +40,8 @@ export interface OutgoingMessage {
  */
 export function sendAll(messages: readonly OutgoingMessage[], transport: Transport, security: PacketSecurity | undefined): void {
   for (const out of messages) {
-    const bytes = security === undefined ? out.bytes : security.outgoing(out.bytes)
-    if (out.stream) transport.sendStream(out.to, bytes)
-    else transport.send(out.to, bytes)
+    if (out.stream) transport.sendStream(out.to, security === undefined ? out.bytes : security.outgoingStream(out.bytes))
+    else transport.send(out.to, security === undefined ? out.bytes : security.outgoing(out.bytes))
   }
 }
 
@@ -55,7 +55,9 @@ export interface WireLimits {
  * Hands one received message to an engine: opened by the node's packet
  * security when it has one (a refused packet is a counted drop), refused as
  * undecryptable when it is sealed and the node has no keyring. The one
- * receive path of both drivers.
+ * receive path of both drivers. A sealed stream message is its preamble and
+ * body (the simulator delivers both), or its body alone when the real
+ * transport has already read and opened the preamble (`StreamAuthenticator`).
  */
 export function receiveInto(
   engine: GossipEngine,
@@ -67,12 +69,23 @@ export function receiveInto(
   stream: boolean,
 ): void {
   if (security !== undefined) {
-    const opened = security.incoming(bytes, stream ? wire.streamBytes : wire.packetBytes)
+    const opened = stream ? security.incomingStream(bytes, wire.streamBytes, nowMs) : security.incoming(bytes, wire.packetBytes, nowMs)
     if (opened.ok) engine.receive(nowMs, from, opened.bytes, stream)
-    else engine.dropPacket(from, opened.reason, opened.detail)
+    else dropRefused(engine, from, opened.reason, opened.detail)
   } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
     engine.dropPacket(from, 'unknown-key', 'an encrypted packet, and this node has no keyring')
   } else {
     engine.receive(nowMs, from, bytes, stream)
   }
+}
+
+/**
+ * Counts a message packet security refused. A replay is only counted: a
+ * duplicated datagram (or an attacker's copy) says nothing about whether we
+ * can talk to that address, which the other reasons are said once in the
+ * log for.
+ */
+export function dropRefused(engine: GossipEngine, from: string, reason: DropReason, detail: string): void {
+  if (reason === 'replayed') engine.stats.drop(reason)
+  else engine.dropPacket(from, reason, detail)
 }

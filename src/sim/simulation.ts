@@ -9,7 +9,7 @@ import { MinHeap } from '../util/heap.js'
 import { SeededRandom } from '../util/random.js'
 import { DEFAULT_LIMITS } from '../codec/limits.js'
 import { type WireLimits, receiveInto, sendAll } from '../runtime/transport.js'
-import { type EncryptionSetting, PacketSecurity, SALT_BYTES, sealOverhead } from '../security/packet-security.js'
+import { type EncryptionSetting, PacketSecurity, SALT_BYTES, sealOverhead, sealStreamOverhead } from '../security/packet-security.js'
 import { SimNetwork } from './network.js'
 import { SimTransport } from './sim-transport.js'
 
@@ -92,7 +92,9 @@ export class Simulation {
     const maxPacketBytes = options.engine?.limits?.maxPacketBytes ?? 1400
     this.network = new SimNetwork(this.random.fork(), maxPacketBytes)
     this.sealBytes = options.encryption === undefined ? 0 : sealOverhead(options.engine?.label ?? '')
-    this.wire = { packetBytes: maxPacketBytes, streamBytes: (options.engine?.limits?.maxStreamBytes ?? DEFAULT_LIMITS.maxStreamBytes) + this.sealBytes }
+    // A sealed stream carries a preamble as well as the body's envelope.
+    const streamSealBytes = options.encryption === undefined ? 0 : sealStreamOverhead(options.engine?.label ?? '')
+    this.wire = { packetBytes: maxPacketBytes, streamBytes: (options.engine?.limits?.maxStreamBytes ?? DEFAULT_LIMITS.maxStreamBytes) + streamSealBytes }
   }
 
   /** Adds a node. `seeds` defaults to the first node's address. */
