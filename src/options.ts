@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { DEFAULT_LIMITS } from './codec/limits.js'
 import { ENGINE_DEFAULTS } from './engine/config.js'
@@ -93,6 +94,21 @@ export const startOptionsSchema = z.strictObject({
 export type StartOptions = z.input<typeof startOptionsSchema>
 export type ResolvedOptions = z.output<typeof startOptionsSchema>
 
+const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
+
+/**
+ * An address other nodes send to (`advertise`, a seed): a port other than 0
+ * and an IP or a DNS name. `advertise` may not be a wildcard either: peers
+ * would send to an address that reaches no one (or themselves).
+ */
+export function checkPeerAddress(text: string, option: string, kind: 'advertise' | 'seed'): void {
+  const { host, port } = parseHostPort(text, option)
+  if (port === 0) throw new ConfigError(option, `'${text}' has port 0; peers need the real port`)
+  const ip = isIP(host)
+  if (ip === 0 && !HOSTNAME.test(host)) throw new ConfigError(option, `'${text}' has no valid host (an IP address or a DNS name)`)
+  if (kind === 'advertise' && ip !== 0 && /^[0.:]+$/.test(host)) throw new ConfigError(option, `'${text}' is a wildcard address; advertise an address peers can reach`)
+}
+
 export function resolveOptions(input: unknown): ResolvedOptions {
   const parsed = startOptionsSchema.safeParse(input)
   if (!parsed.success) {
@@ -102,8 +118,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   }
   const o = parsed.data
   parseHostPort(o.bind, 'bind')
-  if (o.advertise !== undefined) parseHostPort(o.advertise, 'advertise')
-  o.seeds.forEach((s, i) => parseHostPort(s, `seeds[${i}]`))
+  if (o.advertise !== undefined) checkPeerAddress(o.advertise, 'advertise', 'advertise')
+  o.seeds.forEach((s, i) => checkPeerAddress(s, `seeds[${i}]`, 'seed'))
   o.encryption?.keys.forEach((k, i) => {
     try {
       parseKey(k)

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
 import { resolveAgentConfig } from '../src/agent/config.js'
 import { generateKey } from '../src/index.js'
+import { keyIdOf, parseKey } from '../src/security/keyring.js'
 import { waitFor } from '../src/util/wait.js'
 import { type AgentProcess, api, cli, startAgent, stopAgent } from './helpers/agent-process.js'
 import { DnsResponder } from './helpers/dns-responder.js'
@@ -110,13 +111,14 @@ describe('grapevine agent', () => {
     r = cli(['del', ...http, 'app/version'])
     assert.equal(r.code, 1, 'deleting an absent key is not found')
     // keyring: list, install, use, remove (and the file follows).
+    const id = (k: string): number => keyIdOf(parseKey(k))
     r = cli(['keyring', 'list', ...http, '--json'])
-    assert.deepEqual(JSON.parse(r.stdout).map((k: { key: string; primary: boolean }) => [k.key, k.primary]), [[k1, true]])
+    assert.deepEqual(JSON.parse(r.stdout), [{ id: id(k1), primary: true }], 'ids, never the keys')
     assert.equal(cli(['keyring', 'install', ...http, k2]).code, 0)
     assert.equal(cli(['keyring', 'use', ...http, k2]).code, 0)
     assert.equal(cli(['keyring', 'remove', ...http, k1]).code, 0)
     r = cli(['keyring', 'list', ...http, '--json'])
-    assert.deepEqual(JSON.parse(r.stdout).map((k: { key: string; primary: boolean }) => [k.key, k.primary]), [[k2, true]])
+    assert.deepEqual(JSON.parse(r.stdout), [{ id: id(k2), primary: true }])
     const { readFileSync } = await import('node:fs')
     assert.deepEqual(JSON.parse(readFileSync(keyringFile, 'utf8')).keys, [k2], 'the keyring file was rewritten')
     r = cli(['keyring', 'remove', ...http, k2])
@@ -130,12 +132,13 @@ describe('grapevine agent', () => {
     assert.match(cli(['keygen']).stdout, /^[A-Za-z0-9+/]{43}=\n$/)
   })
 
-  test('bad HTTP input gets the documented errors; writes can require a token', async () => {
+  test('bad HTTP input gets the documented errors; a token guards reads and writes', async () => {
     const a = await agent('bad1', ['--http-token', 's3cret'])
     const auth = { authorization: 'Bearer s3cret' }
     assert.equal((await api(a, 'PUT', '/v1/kv/k', 'v')).status, 401)
     assert.equal((await api(a, 'PUT', '/v1/kv/k', 'v', { authorization: 'Bearer nope' })).json.code, 'GV_ERR_UNAUTHORIZED')
     assert.equal((await api(a, 'PUT', '/v1/kv/k', 'v', auth)).status, 200)
+    assert.equal((await api(a, 'GET', '/v1/kv/k')).status, 401, 'reads need the token too')
     let r = await api(a, 'PUT', `/v1/kv/${'k'.repeat(300)}`, 'v', auth)
     assert.deepEqual([r.status, r.json.code], [413, 'GV_ERR_KEY_TOO_LARGE'])
     r = await api(a, 'PUT', '/v1/kv/big', new Uint8Array(70_000), { ...auth, 'content-type': 'application/octet-stream' })
@@ -146,16 +149,16 @@ describe('grapevine agent', () => {
     assert.equal(r.status, 400)
     r = await api(a, 'PUT', '/v1/kv/t?ttl=soon', 'v', auth)
     assert.deepEqual([r.status, r.json.code], [400, 'GV_ERR_BAD_TTL'])
-    r = await api(a, 'GET', '/v1/nothing')
+    r = await api(a, 'GET', '/v1/nothing', undefined, auth)
     assert.deepEqual([r.status, r.json.code], [404, 'GV_ERR_NO_ROUTE'])
     r = await api(a, 'POST', '/v1/kv/k', 'v', auth)
     assert.equal(r.status, 405)
     r = await api(a, 'PUT', '/v1/kv/bin', new Uint8Array([0, 255, 7]), { ...auth, 'content-type': 'application/octet-stream' })
     assert.equal(r.status, 200)
-    r = await api(a, 'GET', '/v1/kv/bin')
+    r = await api(a, 'GET', '/v1/kv/bin', undefined, auth)
     assert.deepEqual([r.json.value, r.json.valueEncoding], [Buffer.from([0, 255, 7]).toString('base64'), 'base64'])
     assert.ok(typeof r.json.message === 'undefined' && typeof r.json.version.ts === 'number')
-    for (const e of [await api(a, 'GET', '/v1/kv/none'), await api(a, 'DELETE', '/v1/kv/none', undefined, auth)]) {
+    for (const e of [await api(a, 'GET', '/v1/kv/none', undefined, auth), await api(a, 'DELETE', '/v1/kv/none', undefined, auth)]) {
       assert.deepEqual([e.status, typeof e.json.code, typeof e.json.message], [404, 'string', 'string'])
     }
     const page = await api(a, 'GET', '/')
@@ -166,7 +169,10 @@ describe('grapevine agent', () => {
     for (const [route, item] of Object.entries(spec.paths)) {
       for (const method of Object.keys(item).filter((m) => ['get', 'put', 'delete', 'post'].includes(m))) {
         if (route === '/v1/watch') continue
-        const r = await api(a, method.toUpperCase(), route.replace('{key}', 'spec-key'), method === 'get' || method === 'delete' ? undefined : '{"key":"x"}', auth)
+        const r = await api(a, method.toUpperCase(), route.replace('{key}', 'spec-key'), method === 'get' || method === 'delete' ? undefined : '{"key":"x"}', {
+          ...auth,
+          'content-type': 'application/json',
+        })
         assert.notEqual(r.json?.code, 'GV_ERR_NO_ROUTE', `${method} ${route} is served`)
       }
     }
@@ -274,8 +280,8 @@ describe('grapevine agent', () => {
     writeFileSync(file, JSON.stringify({ keys: [k2, k1] }))
     a.child.kill('SIGHUP')
     const reloaded = await waitFor(async () => {
-      const keys = (await api(a, 'GET', '/v1/keyring')).json as { key: string; primary: boolean }[]
-      return keys.length === 2 && keys.find((k) => k.primary)?.key === k2
+      const keys = (await api(a, 'GET', '/v1/keyring')).json as { id: number; primary: boolean }[]
+      return keys.length === 2 && keys.find((k) => k.primary)?.id === keyIdOf(parseKey(k2))
     }, 5000)
     assert.ok(reloaded, 'the new key is installed and primary')
     assert.ok(a.logs.some((l) => l.msg === 'reloaded'))

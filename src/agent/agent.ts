@@ -1,15 +1,41 @@
-import { existsSync, mkdirSync, renameSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
 import { type Logger, destination, pino } from 'pino'
 import { DEFAULT_LIMITS } from '../codec/limits.js'
 import { ENGINE_DEFAULTS } from '../engine/config.js'
-import { Grapevine } from '../node.js'
+import { Grapevine, type NodeKeyring } from '../node.js'
 import { formatHostPort, parseHostPort } from '../runtime/address.js'
+import { type KeyInfo, Keyring, parseKey } from '../security/keyring.js'
 import type { AgentConfig } from './config.js'
 import { renderDashboard } from './dashboard.js'
-import { HttpApi } from './http-api.js'
-import { readKeyringFile, writeKeyringFile } from './keyring-file.js'
+import { HttpApi, type KeyringOp } from './http-api.js'
+import { HttpError } from './http-guard.js'
+import { type KeyringFile, readKeyringFile, writeKeyringFile } from './keyring-file.js'
 import { AgentMetrics } from './metrics.js'
 import { type Snapshot, readSnapshot, snapshotPath, writeSnapshot } from './snapshot.js'
+
+/** The keys of a keyring file: the primary first. */
+function fileKeys(list: readonly KeyInfo[]): string[] {
+  return [...list.filter((k) => k.primary), ...list.filter((k) => !k.primary)].map((k) => k.key)
+}
+
+/** A throwaway copy of a keyring, to rehearse changes on: what fails there is never tried on the node's. */
+function scratchKeyring(list: readonly KeyInfo[]): NodeKeyring {
+  const ring = Keyring.fromBase64(fileKeys(list))
+  return {
+    list: () => ring.list(),
+    install: (key) => ring.install(parseKey(key)),
+    use: (key) => ring.use(parseKey(key)),
+    remove: (key) => ring.remove(parseKey(key)),
+  }
+}
+
+/** Makes `ring` hold exactly `keys`, the first primary. */
+function applyKeys(ring: NodeKeyring, keys: readonly string[]): void {
+  for (const key of keys) ring.install(key)
+  ring.use(keys[0]!)
+  const wanted = new Set(keys.map((k) => parseKey(k).toString('base64')))
+  for (const held of ring.list()) if (!wanted.has(held.key)) ring.remove(held.key)
+}
 
 /** Longest a graceful leave waits for the news to go out on SIGTERM. */
 const LEAVE_TIMEOUT_MS = 3000
@@ -47,7 +73,10 @@ export class Agent {
     const keyring = c.keyringFile === undefined ? undefined : readKeyringFile(c.keyringFile)
     let restored: Snapshot | undefined
     if (c.dataDir !== undefined) {
-      mkdirSync(c.dataDir, { recursive: true })
+      // The snapshot decides what this node believes after a restart: only its user may write there.
+      mkdirSync(c.dataDir, { recursive: true, mode: 0o700 })
+      const mode = statSync(c.dataDir).mode & 0o777
+      if ((mode & 0o022) !== 0) log.warn({ dataDir: c.dataDir, mode: mode.toString(8) }, 'the data dir is group- or world-writable: others could replace its snapshot; chmod 700 it')
       try {
         restored = readSnapshot(c.dataDir, { name: c.name, label: c.label })
       } catch (err) {
@@ -83,19 +112,18 @@ export class Agent {
       restored === undefined ? undefined : { snapshot: restored.state, trusted, incarnation: restored.meta.incarnation },
     )
     const metrics = new AgentMetrics(node)
+    // The API is made before the agent that handles its keyring changes.
+    const self: { agent?: Agent } = {}
     const api = new HttpApi({
       node,
       metrics,
       ...(c.httpToken !== undefined ? { token: c.httpToken } : {}),
+      allowedHosts: c.httpAllowedHosts,
+      maxWatchers: c.httpMaxWatchers,
       maxKeyBytes: DEFAULT_LIMITS.maxKeyBytes,
       maxValueBytes: DEFAULT_LIMITS.maxValueBytes,
       dashboard: renderDashboard,
-      onKeyringChange: () => {
-        if (c.keyringFile === undefined) return
-        const list = node.keyring.list()
-        const keys = [...list.filter((k) => k.primary), ...list.filter((k) => !k.primary)].map((k) => k.key)
-        writeKeyringFile(c.keyringFile, { keys, ...node.encryption! })
-      },
+      changeKeyring: (op, key, force) => self.agent!.changeKeyring(op, key, force),
     })
     let bound: { host: string; port: number }
     try {
@@ -105,6 +133,7 @@ export class Agent {
       throw err
     }
     const agent = new Agent(node, api, formatHostPort(bound.host, bound.port), options, log)
+    self.agent = agent
     agent.wire()
     if (options.handleSignals === true) agent.handleSignals()
     if (!trusted) log.warn({ ageMs: now - restored!.meta.savedAtMs, retentionMs: retention }, 'snapshot older than the tombstone retention: asking the cluster for a full transfer')
@@ -149,24 +178,85 @@ export class Agent {
     }
   }
 
-  /** SIGHUP: the keyring file (install its keys, make its first primary, remove the rest) and the log level. */
-  reload(): void {
+  get logLevel(): string {
+    return this.log.level
+  }
+
+  /**
+   * A keyring change from the API. Invariant: the keyring file and the node's
+   * keyring agree afterwards, whatever fails. The change is rehearsed on a
+   * copy, the file written (atomically) with the result, and only then made
+   * on the node; should the node refuse it after all, the file is put back.
+   */
+  changeKeyring(op: KeyringOp, key: string, force = false): void {
+    const ring = this.node.keyring
+    // remove is refused (GV_ERR_KEY_IN_USE) while peers still seal with the key, unless forced.
+    const apply = (): void => (op === 'remove' ? ring.remove(key, { force }) : ring[op](key))
+    const file = this.options.config.keyringFile
+    if (file === undefined) {
+      apply()
+      return
+    }
+    const before = fileKeys(ring.list())
+    const scratch = scratchKeyring(ring.list())
+    scratch[op](key)
+    const switches = this.node.encryption!
     try {
-      const fresh = this.options.reloadConfig?.()
-      if (fresh !== undefined) this.log.level = fresh.logLevel
+      writeKeyringFile(file, { keys: fileKeys(scratch.list()), ...switches })
+    } catch (err) {
+      this.log.error({ err, file }, 'keyring file not written; the keyring is unchanged')
+      throw new HttpError(500, 'GV_ERR_KEYRING_FILE', `the keyring file ${file} cannot be written (${(err as Error).message}); nothing was changed`)
+    }
+    try {
+      apply()
+    } catch (err) {
+      try {
+        writeKeyringFile(file, { keys: before, ...switches })
+      } catch (restoreErr) {
+        this.log.error({ err: restoreErr, file }, 'keyring file not restored after a refused change')
+      }
+      throw err
+    }
+  }
+
+  /**
+   * SIGHUP: the log level and the keyring file (install its keys, make its
+   * first primary, remove the rest). All or nothing: everything is read,
+   * checked and rehearsed on a copy of the keyring before anything changes;
+   * should the node's keyring still refuse a step, it is put back as it was.
+   */
+  reload(): void {
+    let fresh: AgentConfig | undefined
+    let keyring: KeyringFile | undefined
+    try {
+      fresh = this.options.reloadConfig?.()
       const file = (fresh ?? this.options.config).keyringFile
       if (file !== undefined && existsSync(file)) {
-        const k = readKeyringFile(file)
-        const ring = this.node.keyring
-        for (const key of k.keys) ring.install(key)
-        ring.use(k.keys[0]!)
-        for (const held of ring.list()) if (!k.keys.includes(held.key)) ring.remove(held.key)
-        this.node.setEncryption({ verifyIncoming: k.verifyIncoming, verifyOutgoing: k.verifyOutgoing })
+        keyring = readKeyringFile(file)
+        applyKeys(scratchKeyring(this.node.keyring.list()), keyring.keys)
       }
-      this.log.info({ logLevel: this.log.level }, 'reloaded')
     } catch (err) {
-      this.log.error({ err }, 'reload failed; the previous settings stay')
+      this.log.error({ err }, 'reload refused; nothing was changed')
+      return
     }
+    if (keyring !== undefined) {
+      const ring = this.node.keyring
+      const before = fileKeys(ring.list())
+      try {
+        applyKeys(ring, keyring.keys)
+      } catch (err) {
+        try {
+          applyKeys(ring, before)
+        } catch (restoreErr) {
+          this.log.error({ err: restoreErr }, 'keyring not restored after a failed reload')
+        }
+        this.log.error({ err }, 'reload refused by the keyring; nothing was changed')
+        return
+      }
+      this.node.setEncryption({ verifyIncoming: keyring.verifyIncoming, verifyOutgoing: keyring.verifyOutgoing })
+    }
+    if (fresh !== undefined) this.log.level = fresh.logLevel
+    this.log.info({ logLevel: this.log.level }, 'reloaded')
   }
 
   /** Leaves the cluster gracefully, writes the snapshot, closes everything. */

@@ -6,10 +6,20 @@ import path from 'node:path'
  * content or the new, never a mix: write a temporary file beside it, fsync
  * it, rename it over the old one, then fsync the directory so the rename
  * itself is durable.
+ *
+ * The temporary file is created, never reused (O_CREAT | O_EXCL, with its
+ * mode from the start): a symlink or file planted at its name is removed
+ * first (unlink does not follow symlinks), and should one appear again in
+ * between, the open fails instead of writing through it.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
   const tmp = `${file}.tmp-${process.pid}`
-  const fd = openSync(tmp, 'w', mode)
+  try {
+    unlinkSync(tmp)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const fd = openSync(tmp, 'wx', mode)
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
     let off = 0

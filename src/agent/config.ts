@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
+import { MAX_TTL_MS } from '../codec/limits.js'
 import { ConfigError } from '../errors.js'
+import { checkPeerAddress } from '../options.js'
 import { parseHostPort } from '../runtime/address.js'
 
 /**
@@ -23,6 +25,18 @@ export function parseDuration(text: string | number, option: string): number {
   return Number(m[1]) * unit
 }
 
+/**
+ * A TTL: a positive duration of at most MAX_TTL_MS (an expiry is an absolute
+ * time carried in every write, so an absurd one would poison every node).
+ */
+export function parseTtl(text: string, option: string): number {
+  if (text.length > 32) throw new ConfigError(option, 'is not a duration (e.g. 30s, 5m, 24h, 7d)')
+  const ms = parseDuration(text, option)
+  if (!Number.isFinite(ms) || ms <= 0) throw new ConfigError(option, `'${text}' is not a positive duration`)
+  if (ms > MAX_TTL_MS) throw new ConfigError(option, `'${text}' exceeds the longest TTL, ${MAX_TTL_MS} ms (10 years)`)
+  return ms
+}
+
 const hostPort = (option: string) =>
   z.string().superRefine((v, ctx) => {
     try {
@@ -32,12 +46,21 @@ const hostPort = (option: string) =>
     }
   })
 
+const peerAddress = (kind: 'advertise' | 'seed') =>
+  z.string().superRefine((v, ctx) => {
+    try {
+      checkPeerAddress(v, kind, kind)
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    }
+  })
+
 const schema = z.strictObject({
   name: z.string().min(1),
   bind: hostPort('bind').default('0.0.0.0:7946'),
-  advertise: hostPort('advertise').optional(),
+  advertise: peerAddress('advertise').optional(),
   http: hostPort('http').default('127.0.0.1:7070'),
-  join: z.array(z.string()).default([]),
+  join: z.array(peerAddress('seed')).default([]),
   dnsServers: z.array(z.string()).optional(),
   dataDir: z.string().min(1).optional(),
   preset: z.enum(['lan', 'wan', 'local']).default('lan'),
@@ -45,6 +68,13 @@ const schema = z.strictObject({
   keyringFile: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).default('info'),
   httpToken: z.string().min(1).optional(),
+  /** A file holding the token (a flag's value is visible to every user in `ps`). */
+  httpTokenFile: z.string().min(1).optional(),
+  /** Host names (besides the bound address and localhost) clients may reach the HTTP API by. */
+  httpAllowedHosts: z.array(z.string().min(1)).default([]),
+  /** Serve the HTTP API on a non-loopback address without a token. */
+  httpAllowUnauthenticated: z.boolean().default(false),
+  httpMaxWatchers: z.number().int().positive().max(10_000).default(64),
   gossipIntervalMs: z.number().positive().optional(),
   fanout: z.number().int().positive().max(64).optional(),
   tombstoneRetentionMs: z.number().positive().optional(),
@@ -69,6 +99,12 @@ const list = (t: string): unknown =>
     .map((s) => s.trim())
     .filter((s) => s !== '')
 const duration = (t: string, flag: string): unknown => parseDuration(t, flag)
+const bool = (t: string, flag: string): unknown => {
+  const v = t.trim().toLowerCase()
+  if (['true', '1', 'yes'].includes(v)) return true
+  if (['false', '0', 'no'].includes(v)) return false
+  throw new ConfigError(flag, `'${t}' is not true or false`)
+}
 const int = (t: string, flag: string): unknown => {
   if (!/^\d+$/.test(t.trim())) throw new ConfigError(flag, `'${t}' is not a whole number`)
   return Number(t)
@@ -87,6 +123,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'keyringFile', flag: 'keyring-file', env: 'GRAPEVINE_KEYRING_FILE', parse: text },
   { key: 'logLevel', flag: 'log-level', env: 'GRAPEVINE_LOG_LEVEL', parse: text },
   { key: 'httpToken', flag: 'http-token', env: 'GRAPEVINE_HTTP_TOKEN', parse: text },
+  { key: 'httpTokenFile', flag: 'http-token-file', env: 'GRAPEVINE_HTTP_TOKEN_FILE', parse: text },
+  { key: 'httpAllowedHosts', flag: 'http-allowed-hosts', env: 'GRAPEVINE_HTTP_ALLOWED_HOSTS', parse: list },
+  { key: 'httpAllowUnauthenticated', flag: 'http-allow-unauthenticated', env: 'GRAPEVINE_HTTP_ALLOW_UNAUTHENTICATED', parse: bool },
+  { key: 'httpMaxWatchers', flag: 'http-max-watchers', env: 'GRAPEVINE_HTTP_MAX_WATCHERS', parse: int },
   { key: 'gossipIntervalMs', flag: 'gossip-interval', env: 'GRAPEVINE_GOSSIP_INTERVAL', parse: duration },
   { key: 'fanout', flag: 'fanout', env: 'GRAPEVINE_FANOUT', parse: int },
   { key: 'tombstoneRetentionMs', flag: 'tombstone-retention', env: 'GRAPEVINE_TOMBSTONE_RETENTION', parse: duration },
@@ -132,5 +172,44 @@ export function resolveAgentConfig(flags: Readonly<Record<string, string | strin
     const setting = SETTINGS.find((s) => s.key === key)
     throw new ConfigError(setting === undefined ? key : `--${setting.flag}`, issue.message)
   }
-  return parsed.data
+  return checkHttpAccess(parsed.data)
+}
+
+/** Read once: a token file's content, trimmed of the final newline. */
+function readTokenFile(file: string): string {
+  let token: string
+  try {
+    token = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+  } catch (err) {
+    throw new ConfigError('--http-token-file', `cannot read ${file}: ${(err as Error).message}`)
+  }
+  if (token === '' || /\s/.test(token)) throw new ConfigError('--http-token-file', `${file} must hold one token: no spaces, not empty`)
+  return token
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+/**
+ * The token (from --http-token or --http-token-file), and the invariant
+ * that an HTTP API reachable from other hosts has one unless the operator
+ * said otherwise: everything it serves (keys, values, keyring changes) is
+ * otherwise open to the network.
+ */
+function checkHttpAccess(c: AgentConfig): AgentConfig {
+  let token = c.httpToken
+  if (c.httpTokenFile !== undefined) {
+    if (token !== undefined) throw new ConfigError('--http-token-file', 'give either --http-token or --http-token-file, not both')
+    token = readTokenFile(c.httpTokenFile)
+  }
+  if (token !== undefined && /\s/.test(token)) throw new ConfigError('--http-token', 'the token must not contain spaces')
+  const { host } = parseHostPort(c.http, '--http')
+  if (token === undefined && !c.httpAllowUnauthenticated && !isLoopback(host)) {
+    throw new ConfigError(
+      '--http',
+      `'${c.http}' is not a loopback address: anyone who can reach it could read and change everything. Set --http-token-file (or --http-token, GRAPEVINE_HTTP_TOKEN), or pass --http-allow-unauthenticated`,
+    )
+  }
+  return token === undefined ? c : { ...c, httpToken: token }
 }

@@ -6,6 +6,12 @@
  * every change. It shows the members (status, incarnation, tags, time since
  * last heard), the keys (value, version, origin), the feed, whether the
  * cluster has converged, and a chart of this agent's traffic.
+ *
+ * An agent with a token answers 401 until the page has it: the page then
+ * asks for it once (kept in sessionStorage, so it lasts the tab, not the
+ * browser) and sends it as a bearer header on every request. The feed is
+ * read with fetch streaming rather than EventSource, which cannot send
+ * headers: a token in the URL would end up in histories and logs.
  */
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -36,6 +42,8 @@ const PAGE = `<!doctype html>
   #feed li { padding: 3px 0; border-bottom: 1px dashed var(--line); }
   .muted { color: var(--muted); }
   canvas { width: 100%; height: 180px; }
+  #auth { padding: 10px 20px; background: #fff8c5; border-bottom: 1px solid var(--line); }
+  #auth[hidden] { display: none; }
 </style>
 </head>
 <body>
@@ -46,6 +54,7 @@ const PAGE = `<!doctype html>
   <span id="hash" class="meta mono"></span>
   <span id="counts" class="meta"></span>
 </header>
+<form id="auth" hidden><label>This agent needs its HTTP token: <input id="token" type="password" autocomplete="off"></label> <button type="submit">Connect</button></form>
 <main>
   <section><h2>Members</h2>
     <table><thead><tr><th>name</th><th>address</th><th>status</th><th class="num">incarnation</th><th>tags</th><th class="num">heard</th></tr></thead>
@@ -63,6 +72,30 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&
 const keys = new Map()
 const series = []
 let last
+let token = sessionStorage.getItem('grapevine-token') || ''
+let timer
+
+function headers() { return token ? { authorization: 'Bearer ' + token } : {} }
+
+function askToken() {
+  $('auth').hidden = false
+  $('token').focus()
+}
+
+$('auth').addEventListener('submit', (ev) => {
+  ev.preventDefault()
+  token = $('token').value.trim()
+  sessionStorage.setItem('grapevine-token', token)
+  $('auth').hidden = true
+  start()
+})
+
+async function getJson(path) {
+  const r = await fetch(path, { headers: headers() })
+  if (r.status === 401) { askToken(); throw new Error('unauthorized') }
+  if (!r.ok) throw new Error(path + ': ' + r.status)
+  return r.json()
+}
 
 function showValue(e) { return e.valueEncoding === 'base64' ? '(bytes) ' + e.value : e.value }
 
@@ -74,7 +107,7 @@ function renderKeys() {
 
 async function refresh() {
   try {
-    const [status, members] = await Promise.all([fetch('/v1/status').then((r) => r.json()), fetch('/v1/members').then((r) => r.json())])
+    const [status, members] = await Promise.all([getJson('/v1/status'), getJson('/v1/members')])
     $('name').textContent = status.name + ' · ' + status.address
     const c = $('converged')
     c.textContent = status.cluster.converged ? 'converged' : 'converging (' + status.cluster.agreeing + '/' + status.cluster.alive + ' agree)'
@@ -113,24 +146,55 @@ function drawChart() {
   }
 }
 
-async function start() {
-  for (const e of await fetch('/v1/kv').then((r) => r.json())) keys.set(e.key, e)
-  renderKeys()
+function showChange(e) {
   const feed = $('feed')
-  const source = new EventSource('/v1/watch')
-  source.addEventListener('change', (ev) => {
-    const e = JSON.parse(ev.data)
-    if (e.deleted) keys.delete(e.key); else keys.set(e.key, e)
-    renderKeys()
-    if (feed.firstElementChild && feed.firstElementChild.classList.contains('muted')) feed.innerHTML = ''
-    const li = document.createElement('li')
-    li.innerHTML = '<span class="muted">' + new Date().toLocaleTimeString() + '</span> <code>' + esc(e.key) + '</code> ' +
-      (e.deleted ? '<b>deleted</b>' : '= <code>' + esc(showValue(e)).slice(0, 80) + '</code>') + ' <span class="muted">by ' + esc(e.version.origin) + (e.from ? ' via ' + esc(e.from) : '') + '</span>'
-    feed.prepend(li)
-    while (feed.children.length > 200) feed.lastElementChild.remove()
-  })
+  if (e.deleted) keys.delete(e.key); else keys.set(e.key, e)
+  renderKeys()
+  if (feed.firstElementChild && feed.firstElementChild.classList.contains('muted')) feed.innerHTML = ''
+  const li = document.createElement('li')
+  li.innerHTML = '<span class="muted">' + new Date().toLocaleTimeString() + '</span> <code>' + esc(e.key) + '</code> ' +
+    (e.deleted ? '<b>deleted</b>' : '= <code>' + esc(showValue(e)).slice(0, 80) + '</code>') + ' <span class="muted">by ' + esc(e.version.origin) + (e.from ? ' via ' + esc(e.from) : '') + '</span>'
+  feed.prepend(li)
+  while (feed.children.length > 200) feed.lastElementChild.remove()
+}
+
+// Server-Sent Events over fetch: events end at a blank line; only 'change' events are shown.
+async function watch() {
+  const r = await fetch('/v1/watch', { headers: headers() })
+  if (r.status === 401) { askToken(); return false }
+  if (!r.ok) return true
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buf = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return true
+    buf += value
+    for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
+      const block = buf.slice(0, end)
+      buf = buf.slice(end + 2)
+      let event = 'message'
+      const data = []
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim()
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+      }
+      if (event === 'change' && data.length > 0) showChange(JSON.parse(data.join('\n')))
+    }
+  }
+}
+
+async function start() {
+  try {
+    keys.clear()
+    for (const e of await getJson('/v1/kv')) keys.set(e.key, e)
+  } catch (err) {
+    return
+  }
+  renderKeys()
   refresh()
-  setInterval(refresh, 1000)
+  if (timer === undefined) timer = setInterval(refresh, 1000)
+  // Reconnect after the feed ends (agent restart, slow-consumer cut), from a fresh list of keys.
+  watch().then((again) => { if (again) setTimeout(start, 2000) }, () => setTimeout(start, 2000))
 }
 start()
 </script>

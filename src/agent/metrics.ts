@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Grapevine } from '../node.js'
+import type { RefusalReason } from './http-guard.js'
 import { MessageType } from '../codec/messages.js'
 import { physicalMsOf } from '../state/hlc.js'
 
@@ -21,6 +22,7 @@ const TYPE_NAMES = new Map<number, string>(
 export class AgentMetrics {
   readonly registry = new Registry()
   private readonly suspectedAt = new Map<string, number>()
+  private readonly refused: Counter<'reason'>
 
   constructor(node: Grapevine) {
     const r = this.registry
@@ -179,6 +181,13 @@ export class AgentMetrics {
       buckets: [0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 60],
       registers: [r],
     })
+    this.refused = new Counter({
+      name: 'grapevine_http_refused_total',
+      help: 'HTTP requests refused before being served, and watch streams cut, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+    })
+    for (const reason of ['host', 'origin', 'content-type', 'token', 'watch-cap', 'slow-consumer'] satisfies RefusalReason[]) this.refused.inc({ reason }, 0)
     const changes = new Counter({ name: 'grapevine_changes', help: 'Visible changes applied here, by source', labelNames: ['source'], registers: [r] })
     node.on('change', (e) => {
       changes.inc({ source: e.from === undefined ? 'local' : 'remote' })
@@ -195,6 +204,10 @@ export class AgentMetrics {
         this.suspectedAt.delete(e.member.name)
       }
     })
+  }
+
+  httpRefused(reason: RefusalReason): void {
+    this.refused.inc({ reason })
   }
 
   async text(): Promise<string> {

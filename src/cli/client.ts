@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { parseHostPort } from '../runtime/address.js'
 import { SseReader } from '../util/sse.js'
 
 /**
@@ -22,6 +23,18 @@ export interface ApiResponse {
   readonly body: Buffer
 }
 
+/**
+ * Where to connect. The path is sent as given, not through `new URL`, which
+ * would resolve dot segments and so ask for another key than the one named.
+ */
+function target(address: string): { host: string; port: number } {
+  try {
+    return parseHostPort(address, '--http')
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage)
+  }
+}
+
 /** One request to the agent at `address` (host:port); a connection failure is exit code 3. */
 export function request(
   address: string,
@@ -29,12 +42,11 @@ export function request(
   path: string,
   options: { body?: Buffer | string; contentType?: string; token?: string; timeoutMs?: number } = {},
 ): Promise<ApiResponse> {
-  const url = new URL(`http://${address}${path}`)
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {}
     if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'text/plain; charset=utf-8'
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-    const req = http.request(url, { method, headers, timeout: options.timeoutMs ?? 10_000 }, (res) => {
+    const req = http.request({ ...target(address), path, method, headers, timeout: options.timeoutMs ?? 10_000 }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }))
@@ -64,12 +76,21 @@ export function json<T>(r: ApiResponse): T {
 }
 
 /** Streams Server-Sent Events from `path`, calling `onEvent` with each event's data, until the connection ends. */
-export function stream(address: string, path: string, onEvent: (data: string) => void, signal?: AbortSignal): Promise<void> {
+export function stream(address: string, path: string, onEvent: (data: string) => void, signal?: AbortSignal, token?: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = http.get(new URL(`http://${address}${path}`), { signal }, (res) => {
+    const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` }
+    const req = http.get({ ...target(address), path, headers, ...(signal !== undefined ? { signal } : {}) }, (res) => {
       if (res.statusCode !== 200) {
-        reject(new CliError(`agent answered ${res.statusCode}`, EXIT.unreachable))
-        res.resume()
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          try {
+            json({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) })
+            reject(new CliError(`agent answered ${res.statusCode}`, EXIT.unreachable))
+          } catch (err) {
+            reject(err as Error)
+          }
+        })
         return
       }
       const sse = new SseReader()

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { Agent } from '../agent/agent.js'
-import { resolveAgentConfig } from '../agent/config.js'
+import { parseTtl, resolveAgentConfig } from '../agent/config.js'
 import { SnapshotError } from '../agent/snapshot.js'
 import { ConfigError, GrapevineError } from '../errors.js'
 import { generateKey } from '../security/keyring.js'
@@ -32,12 +32,34 @@ program
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(text) })
 
-/** Client commands share --http, --json and --token. */
+/** Client commands share --http, --json and the token options. */
 function client(cmd: Command): Command {
   return cmd
     .addOption(new Option('--http <host:port>', 'the agent to talk to').env('GRAPEVINE_HTTP_ADDR').default('127.0.0.1:7070'))
-    .addOption(new Option('--token <token>', 'bearer token for writes').env('GRAPEVINE_HTTP_TOKEN'))
+    .addOption(new Option('--token <token>', "the agent's bearer token (other users see a flag in ps: prefer the environment or --token-file)").env('GRAPEVINE_HTTP_TOKEN'))
+    .addOption(new Option('--token-file <file>', "read the agent's bearer token from this file").env('GRAPEVINE_HTTP_TOKEN_FILE'))
     .option('--json', 'print JSON instead of a table')
+}
+
+interface ClientOptions {
+  http: string
+  json?: boolean
+  token?: string
+  tokenFile?: string
+}
+
+/** The token to send, from --token-file or --token (or their environment variables). */
+function auth(o: ClientOptions): { token?: string } {
+  if (o.tokenFile !== undefined) {
+    let token: string
+    try {
+      token = readFileSync(o.tokenFile, 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new CliError(`cannot read the token file ${o.tokenFile}: ${(err as Error).message}`, EXIT.usage)
+    }
+    return { token }
+  }
+  return o.token ? { token: o.token } : {}
 }
 
 function out(text: string): void {
@@ -68,7 +90,11 @@ program
   .option('--label <label>', 'cluster label; packets of another label are refused')
   .option('--keyring-file <file>', 'JSON {"keys": [base64...]}: encrypt with the first key')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent [info]')
-  .option('--http-token <token>', 'require this bearer token for writes')
+  .option('--http-token <token>', 'require this bearer token on every route but / and /v1/health (other users see a flag in ps: prefer --http-token-file or GRAPEVINE_HTTP_TOKEN)')
+  .option('--http-token-file <file>', 'read the bearer token from this file')
+  .option('--http-allowed-hosts <names>', 'host names clients may reach the HTTP API by, besides its address and localhost (comma-separated)')
+  .option('--http-allow-unauthenticated', 'allow a non-loopback --http without a token')
+  .option('--http-max-watchers <n>', 'concurrent /v1/watch streams at most [64]')
   .option('--gossip-interval <duration>', 'anti-entropy period, e.g. 1s [1s]')
   .option('--fanout <n>', 'peers per round [3]')
   .option('--tombstone-retention <duration>', 'how long deletes are remembered, e.g. 24h [24h]')
@@ -88,6 +114,10 @@ program
       keyringFile: 'keyringFile',
       logLevel: 'logLevel',
       httpToken: 'httpToken',
+      httpTokenFile: 'httpTokenFile',
+      httpAllowedHosts: 'httpAllowedHosts',
+      httpAllowUnauthenticated: 'httpAllowUnauthenticated',
+      httpMaxWatchers: 'httpMaxWatchers',
       gossipInterval: 'gossipIntervalMs',
       fanout: 'fanout',
       tombstoneRetention: 'tombstoneRetentionMs',
@@ -96,6 +126,7 @@ program
     for (const [opt, key] of Object.entries(map)) {
       const v = opts[opt]
       if (typeof v === 'string' || Array.isArray(v)) flags[key] = v
+      else if (v === true) flags[key] = 'true'
     }
     const configFile = typeof opts.config === 'string' ? opts.config : (process.env.GRAPEVINE_CONFIG ?? undefined)
     const load = (): ReturnType<typeof resolveAgentConfig> => resolveAgentConfig(flags, process.env, configFile)
@@ -103,40 +134,40 @@ program
     await Agent.start({ config, discardSnapshot: opts.discardSnapshot === true, reloadConfig: load, handleSignals: true })
   })
 
-client(program.command('get').description('print the value of a key').argument('<key>')).action(async (key: string, o: { http: string; json?: boolean }) => {
-  const e = json<KvJson>(await request(o.http, 'GET', `/v1/kv/${encodeURIComponent(key)}`))
+client(program.command('get').description('print the value of a key').argument('<key>')).action(async (key: string, o: ClientOptions) => {
+  const e = json<KvJson>(await request(o.http, 'GET', `/v1/kv/${encodeURIComponent(key)}`, auth(o)))
   if (o.json) out(JSON.stringify(e))
   else out(shown(e))
 })
 
 client(program.command('set').description('write a key').argument('<key>').argument('<value>').option('--ttl <duration>', 'expire after this long, e.g. 30s')).action(
-  async (key: string, value: string, o: { http: string; json?: boolean; token?: string; ttl?: string }) => {
-    const q = o.ttl === undefined ? '' : `?ttl=${encodeURIComponent(o.ttl)}`
+  async (key: string, value: string, o: ClientOptions & { ttl?: string }) => {
+    const q = o.ttl === undefined ? '' : `?ttl=${parseTtl(o.ttl, '--ttl')}`
     const r = json<{ key: string; version: Version }>(
-      await request(o.http, 'PUT', `/v1/kv/${encodeURIComponent(key)}${q}`, { body: value, ...(o.token ? { token: o.token } : {}) }),
+      await request(o.http, 'PUT', `/v1/kv/${encodeURIComponent(key)}${q}`, { body: value, ...auth(o) }),
     )
     out(o.json ? JSON.stringify(r) : `${r.key} = ${value} (version ${versionText(r.version)})`)
   },
 )
 
-client(program.command('del').description('delete a key').argument('<key>')).action(async (key: string, o: { http: string; json?: boolean; token?: string }) => {
+client(program.command('del').description('delete a key').argument('<key>')).action(async (key: string, o: ClientOptions) => {
   const r = json<{ key: string; version: Version }>(
-    await request(o.http, 'DELETE', `/v1/kv/${encodeURIComponent(key)}`, { ...(o.token ? { token: o.token } : {}) }),
+    await request(o.http, 'DELETE', `/v1/kv/${encodeURIComponent(key)}`, { ...auth(o) }),
   )
   out(o.json ? JSON.stringify(r) : `${r.key} deleted (version ${versionText(r.version)})`)
 })
 
 client(program.command('keys').description('list live keys').option('--prefix <prefix>', 'only keys starting with this', '')).action(
-  async (o: { http: string; json?: boolean; prefix: string }) => {
-    const list = json<KvJson[]>(await request(o.http, 'GET', `/v1/kv?prefix=${encodeURIComponent(o.prefix)}`))
+  async (o: ClientOptions & { prefix: string }) => {
+    const list = json<KvJson[]>(await request(o.http, 'GET', `/v1/kv?prefix=${encodeURIComponent(o.prefix)}`, auth(o)))
     if (o.json) out(JSON.stringify(list))
     else out(table(['KEY', 'VALUE', 'VERSION', 'EXPIRES'], list.map((e) => [e.key, shown(e).slice(0, 60), versionText(e.version), e.expiresAt ? new Date(e.expiresAt).toISOString() : ''])))
   },
 )
 
-client(program.command('members').description('list the members this agent knows')).action(async (o: { http: string; json?: boolean }) => {
+client(program.command('members').description('list the members this agent knows')).action(async (o: ClientOptions) => {
   const list = json<{ name: string; address: string; status: string; incarnation: number; tags: Record<string, string>; lastHeardMs?: number }[]>(
-    await request(o.http, 'GET', '/v1/members'),
+    await request(o.http, 'GET', '/v1/members', auth(o)),
   )
   if (o.json) {
     out(JSON.stringify(list))
@@ -160,7 +191,7 @@ client(program.command('members').description('list the members this agent knows
   )
 })
 
-client(program.command('status').description("the agent's state hash, keys, members and whether the cluster converged")).action(async (o: { http: string; json?: boolean }) => {
+client(program.command('status').description("the agent's state hash, keys, members and whether the cluster converged")).action(async (o: ClientOptions) => {
   const s = json<{
     name: string
     address: string
@@ -169,7 +200,7 @@ client(program.command('status').description("the agent's state hash, keys, memb
     tombstones: number
     members: Record<string, number>
     cluster: { converged: boolean; alive: number; agreeing: number }
-  }>(await request(o.http, 'GET', '/v1/status'))
+  }>(await request(o.http, 'GET', '/v1/status', auth(o)))
   if (o.json) {
     out(JSON.stringify(s))
     return
@@ -190,7 +221,7 @@ client(program.command('status').description("the agent's state hash, keys, memb
 })
 
 client(program.command('watch').description('print every change as it happens (Ctrl-C to stop)').option('--prefix <prefix>', 'only keys starting with this', '')).action(
-  async (o: { http: string; json?: boolean; prefix: string }) => {
+  async (o: ClientOptions & { prefix: string }) => {
     const ac = new AbortController()
     process.once('SIGINT', () => ac.abort())
     await stream(
@@ -205,24 +236,25 @@ client(program.command('watch').description('print every change as it happens (C
         out(`${e.key} ${e.deleted ? 'deleted' : `= ${shown(e)}`} (version ${versionText(e.version)}${e.from ? `, via ${e.from}` : ''})`)
       },
       ac.signal,
+      auth(o).token,
     )
   },
 )
 
 const keyring = program.command('keyring').description("the agent's encryption keys (a rotation: install everywhere, use everywhere, remove the old)")
-client(keyring.command('list').description('installed keys; the primary encrypts')).action(async (o: { http: string; json?: boolean }) => {
-  const keys = json<{ key: string; id: number; primary: boolean }[]>(await request(o.http, 'GET', '/v1/keyring'))
+client(keyring.command('list').description('installed keys; the primary encrypts')).action(async (o: ClientOptions) => {
+  const keys = json<{ id: number; primary: boolean }[]>(await request(o.http, 'GET', '/v1/keyring', auth(o)))
   if (o.json) out(JSON.stringify(keys))
-  else out(table(['KEY', 'ID', 'PRIMARY'], keys.map((k) => [k.key, k.id.toString(16).padStart(8, '0'), k.primary ? 'yes' : ''])))
+  else out(table(['ID', 'PRIMARY'], keys.map((k) => [k.id.toString(16).padStart(8, '0'), k.primary ? 'yes' : ''])))
 })
 for (const op of ['install', 'use', 'remove'] as const) {
   const what = { install: 'add a key that decrypts', use: 'make an installed key the one that encrypts', remove: 'remove a key (not the primary)' }[op]
   const command = client(keyring.command(op).description(what).argument('<key>', 'base64, 32 bytes'))
   if (op === 'remove') command.option('--force', 'remove even while peers still seal with the key (refused otherwise)')
-  command.action(async (key: string, o: { http: string; json?: boolean; token?: string; force?: boolean }) => {
+  command.action(async (key: string, o: ClientOptions & { force?: boolean }) => {
     const payload = JSON.stringify(o.force ? { key, force: true } : { key })
-    const keys = json<{ key: string; primary: boolean }[]>(
-      await request(o.http, 'POST', `/v1/keyring/${op}`, { body: payload, contentType: 'application/json', ...(o.token ? { token: o.token } : {}) }),
+    const keys = json<{ id: number; primary: boolean }[]>(
+      await request(o.http, 'POST', `/v1/keyring/${op}`, { body: payload, contentType: 'application/json', ...auth(o) }),
     )
     out(o.json ? JSON.stringify(keys) : `${op}: done; ${keys.length} key(s) installed`)
   })
