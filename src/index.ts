@@ -17,6 +17,7 @@ export {
   DecodeError,
   GrapevineError,
   InvalidKeyError,
+  InvalidTtlError,
   KeyringError,
   NameConflictError,
   StoppedError,

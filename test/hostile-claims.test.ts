@@ -124,6 +124,75 @@ describe('TTL ceiling (before: a TTL of 1e20 days wrote an expiry no peer could 
   })
 })
 
+describe('watermark claims (before: one forged Reset emptied a node, and writes for the next 50 s never crossed)', () => {
+  function formed(seed: number) {
+    const sim = new Simulation({ seed })
+    const nodes = sim.addCluster(3)
+    sim.runFor(2 * SECOND)
+    for (let i = 0; i < 6; i++) sim.set(nodes[i % 3]!, `k${i}`, `v${i}`)
+    sim.runFor(3 * SECOND)
+    return { sim, nodes }
+  }
+  const ahead = (sim: Simulation, ms: number): number => hlcFromPhysicalMs(sim.now + ms)
+
+  test('a forged Reset with every watermark 50 s ahead and no entries deletes nothing; later writes still cross', () => {
+    const { sim, nodes } = formed(11)
+    const victim = nodes[0]!
+    const origins = [...victim.engine.state.origins()]
+    const watermarks = new Map(origins.map((o) => [o, ahead(sim, 50 * SECOND)]))
+    // A real member's name, from another host: not an exchange the victim took part in.
+    for (const from of [nodes[1]!.name, 'stranger']) {
+      const reset: Message = { label: '', from, fromAddress: 'sim:attacker', type: MessageType.Reset, watermarks, gcFloors: new Map(), entries: [] }
+      sim.inject(victim, 'sim:attacker', encodeMessage(reset), true)
+    }
+    sim.runFor(10)
+    assert.equal(victim.engine.entries(sim.now).length, 6, 'nothing deleted')
+    assert.ok(victim.engine.stats.dropped('watermark-refused') >= 2 * origins.length)
+    sim.set(nodes[1]!, 'after', 'x')
+    sim.set(nodes[2]!, 'k0', 'new')
+    sim.runFor(5 * SECOND)
+    assert.equal(victim.engine.get(sim.now, 'after')?.value, 'x')
+    assert.equal(victim.engine.get(sim.now, 'k0')?.value, 'new')
+    assert.ok(sim.converged())
+  })
+
+  test("a forged Delta's upTo hides no write: an unproven claim about another origin is refused", () => {
+    const { sim, nodes } = formed(12)
+    const victim = nodes[0]!
+    const writer = nodes[1]!
+    const origin = writer.engine.origin
+    const delta: Message = { label: '', from: 'stranger', fromAddress: 'sim:attacker', type: MessageType.Delta, segments: [{ origin, upTo: ahead(sim, 50 * SECOND), entries: [] }] }
+    sim.inject(victim, 'sim:attacker', encodeMessage(delta), false)
+    sim.runFor(10)
+    assert.equal(victim.engine.stats.dropped('watermark-refused'), 1)
+    assert.ok(victim.engine.state.watermark(origin) < hlcFromPhysicalMs(sim.now))
+    sim.set(writer, 'hidden?', 'no')
+    sim.runFor(5 * SECOND)
+    assert.equal(victim.engine.get(sim.now, 'hidden?')?.value, 'no')
+  })
+
+  test('a claim beyond the clock plus the drift is refused even from a member in an exchange', () => {
+    const { sim, nodes } = formed(13)
+    const victim = nodes[0]!
+    const peer = nodes[1]!
+    const delta: Message = { label: '', from: peer.name, fromAddress: peer.address, type: MessageType.Delta, segments: [{ origin: peer.engine.origin, upTo: ahead(sim, 2 * 60 * SECOND), entries: [] }] }
+    sim.inject(victim, peer.address, encodeMessage(delta), false)
+    sim.runFor(10)
+    assert.equal(victim.engine.stats.dropped('watermark-refused'), 1)
+  })
+
+  test('two writes of one origin at one timestamp (a forged twin) do not cut the segment and stall the origin', () => {
+    const { sim, nodes } = formed(14)
+    const victim = nodes[0]!
+    const ts = hlcFromPhysicalMs(sim.now)
+    const e = (key: string) => ({ key, ts, origin: 'ghost~1', value: key, expiresAt: undefined })
+    const delta: Message = { label: '', from: 'ghost', fromAddress: 'sim:ghost', type: MessageType.Delta, segments: [{ origin: 'ghost~1', upTo: 0, entries: [e('a'), e('b'), e('c')] }] }
+    sim.inject(victim, 'sim:ghost', encodeMessage(delta), false)
+    sim.runFor(10)
+    for (const k of ['a', 'b', 'c']) assert.equal(victim.engine.get(sim.now, k)?.value, k)
+  })
+})
+
 describe('made-up members', () => {
   test('one source introduces at most 256 new members per probe interval (before: 200,000)', () => {
     const sim = new Simulation({ seed: 8 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test } from 'node:test'
 import { waitFor } from '../src/util/wait.js'
-import { ConfigError, type ChangeEvent, Grapevine, InvalidKeyError, StoppedError, ValueTooLargeError } from '../src/index.js'
+import { ConfigError, type ChangeEvent, Grapevine, InvalidKeyError, InvalidTtlError, StoppedError, ValueTooLargeError } from '../src/index.js'
 
 const fast = { gossipIntervalMs: 100, fanout: 2 }
 
@@ -156,7 +156,7 @@ describe('real nodes on loopback UDP', () => {
     assert.throws(() => node.set('', 'x'), InvalidKeyError)
     assert.throws(() => node.set('k'.repeat(257), 'x'), (e: unknown) => e instanceof InvalidKeyError && e.code === 'GV_ERR_INVALID_KEY')
     assert.throws(() => node.set('k', 'x'.repeat(1025)), ValueTooLargeError)
-    assert.throws(() => node.set('k', 'x', { ttlMs: -1 }), InvalidKeyError)
+    assert.throws(() => node.set('k', 'x', { ttlMs: -1 }), InvalidTtlError)
     assert.throws(() => node.set('\ud800', 'x'), InvalidKeyError)
     node.set('k', 'x'.repeat(1024))
     await node[Symbol.asyncDispose]()

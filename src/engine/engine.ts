@@ -74,6 +74,14 @@ export class GossipEngine {
   private currentSource = ''
   /** The sender name the message being handled claims. */
   private currentFrom = ''
+  /**
+   * When we last sent an anti-entropy message (Probe, Digest, DeltaDigest,
+   * ResetRequest) to each host. Watermark claims about others (a Reset's
+   * vector, a segment's upTo) are believed only in an exchange we took part
+   * in, from the member the message names at that member's host: see
+   * `isSolicited`.
+   */
+  private readonly solicitedAt = new Map<string, number>()
   /** Handler failures already said in the log, by kind (see `onInternalError`). */
   private readonly internalErrorKinds = new Set<string>()
   private readonly header: Header
@@ -347,6 +355,7 @@ export class GossipEngine {
     })
     const targets = this.membership.gossipAddresses(this.config.fanout, undefined, true)
     for (const to of targets) {
+      this.noteSolicited(this.lastRoundMs, to)
       this.send(to, bytes, MessageType.Probe, false)
       this.stats.probesSent++
     }
@@ -528,13 +537,72 @@ export class GossipEngine {
     }
   }
 
+  /**
+   * Notes an answer to the current message's sender, when it is a live
+   * member speaking from its own host: only such answers can ever pass
+   * `isSolicited`, so a flood of messages from made-up senders cannot
+   * crowd real peers out of the map.
+   */
+  private noteSolicitedReply(nowMs: number, to: string): void {
+    const m = this.membership.get(this.currentFrom)
+    const host = this.config.peerHostOf(to)
+    if (m === undefined || m.status > MemberStatus.Suspect || this.config.peerHostOf(m.address) !== host) return
+    if (host !== this.config.peerHostOf(this.currentSource)) return
+    this.noteSolicited(nowMs, to)
+  }
 
+  /** Notes that we opened or continued an exchange with `to`: its answers may carry claims we believe. */
+  private noteSolicited(nowMs: number, to: string): void {
+    if (this.solicitedAt.size >= MAX_SOLICITED_HOSTS) this.solicitedAt.clear()
+    this.solicitedAt.set(this.config.peerHostOf(to), nowMs)
+  }
+
+  /**
+   * Whether the current message belongs to an exchange we took part in: it
+   * comes from a host we sent an anti-entropy message to within
+   * SOLICITED_WINDOW_MS, and names a live member at that very host.
+   *
+   * A watermark claim ("I hold, or saw superseded, every write of o up to
+   * w") decides which writes we skip from then on and, in a Reset, which of
+   * ours we drop. No message can prove it, so in full it is taken only from
+   * a peer we chose to talk to. Anyone else's claims are believed as far as
+   * the message itself shows them (see `provenClaim`); the rest is refused
+   * and counted (`watermark-refused`): a forged Reset deletes nothing it
+   * does not carry a newer version of, and a forged upTo hides no write.
+   */
+  private isSolicited(nowMs: number): boolean {
+    const at = this.solicitedAt.get(this.config.peerHostOf(this.currentSource))
+    if (at === undefined || nowMs - at > Math.max(SOLICITED_WINDOW_MS, 3 * this.config.gossipIntervalMs)) return false
+    return this.isMemberAtItsHost()
+  }
+
+  /** Whether the current message names a live member and comes from that member's own host. */
+  private isMemberAtItsHost(): boolean {
+    const m = this.membership.get(this.currentFrom)
+    return m !== undefined && m.status <= MemberStatus.Suspect && this.config.peerHostOf(m.address) === this.config.peerHostOf(this.currentSource)
+  }
+
+  /**
+   * How far a claim about origin `o` from a sender we did not exchange with
+   * is believed: in full when the origin speaks for itself (an origin id of
+   * the sender's name), else up to the newest write of `o` the message
+   * carries. Writes themselves come from anyone in plaintext (THREAT_MODEL.md).
+   */
+  private provenClaim(origin: string, claim: number, newestCarried: number): number {
+    return this.speaksForItself(origin) ? claim : Math.min(claim, newestCarried)
+  }
+
+  /** Whether the current sender is the node that wrote as `origin`, a live member at its own host. */
+  private speaksForItself(origin: string): boolean {
+    return originNodeName(origin) === this.currentFrom && this.isMemberAtItsHost()
+  }
 
 
   /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */
   private onProbe(nowMs: number, syncHi: number, syncLo: number, wmHi: number, wmLo: number, replyTo: string): void {
     if (this.state.syncFingerprint.equals(syncHi, syncLo) && this.state.watermarkFingerprint.equals(wmHi, wmLo)) return
     this.stats.reconciliations++
+    this.noteSolicitedReply(nowMs, replyTo)
     const page = openingDigestPage(this.state, this.bodyBudget, this.random)
     this.send(replyTo, encodeParts(this.header, { type: MessageType.Digest, page }), MessageType.Digest, false)
   }
@@ -551,6 +619,7 @@ export class GossipEngine {
     const { segments, viaStream } = this.planDelta(nowMs, page, this.config.limits.maxPacketBytes - used, replyTo)
     if (viaStream !== undefined) this.send(replyTo, viaStream, MessageType.Delta, true)
     const bytes = encodeParts(this.header, { type: MessageType.DeltaDigest, page: ourPage, segments })
+    this.noteSolicitedReply(nowMs, replyTo)
     this.send(replyTo, bytes, MessageType.DeltaDigest, false)
   }
 
@@ -598,6 +667,7 @@ export class GossipEngine {
       (e) => this.isBeyondHorizon(e, nowMs) && this.state.getEntry(e.key) === undefined,
       (e) => this.clock.observe(e.ts),
       from,
+      this.isSolicited(nowMs) ? undefined : (origin, claim, newest) => this.provenClaim(origin, claim, newest),
     )
     this.stats.entriesApplied += result.applied
     if (result.claimsRefused > 0) this.stats.drop('watermark-refused', result.claimsRefused)
@@ -623,6 +693,7 @@ export class GossipEngine {
     if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return
     this.resetRequestedAt.set(to, nowMs)
     if (this.resetRequestedAt.size > 1024) this.resetRequestedAt.clear()
+    this.noteSolicited(nowMs, to)
     this.send(to, encodeParts(this.header, { type: MessageType.ResetRequest }), MessageType.ResetRequest, false)
   }
 
@@ -636,8 +707,7 @@ export class GossipEngine {
     // plaintext request names its reply address, and a forged one would aim our full state
     // at a third party (reflection). A sender not yet a member is answered by datagrams.
     const host = this.config.peerHostOf(this.currentSource)
-    const m = this.membership.get(this.currentFrom)
-    if (this.config.peerHostOf(to) !== host || m === undefined || m.status > MemberStatus.Suspect || m.address !== to) {
+    if (!this.isMemberAtItsHost() || this.membership.get(this.currentFrom)!.address !== to) {
       this.stats.drop('unproven-destination')
       return false
     }
@@ -723,14 +793,22 @@ export class GossipEngine {
     // plus the drift, a gc floor of a tombstone collected before the retention passed.
     const maxFloor = hlcFromPhysicalMs(nowMs + this.config.maxClockDriftMs - this.config.tombstoneRetentionMs)
     let refused = 0
+    const solicited = this.isSolicited(nowMs)
+    const newest = new Map<string, number>()
+    if (!solicited) for (const e of accepted) if (e.ts > (newest.get(e.origin) ?? 0)) newest.set(e.origin, e.ts)
     for (const [o, ts] of watermarks) {
-      if (ts > maxTs) {
+      const believed = solicited ? ts : this.provenClaim(o, ts, newest.get(o) ?? 0)
+      if (ts > maxTs || believed === 0) {
         watermarks.delete(o)
+        refused++
+      } else if (believed < ts) {
+        watermarks.set(o, believed)
         refused++
       }
     }
     for (const [o, ts] of gcFloors) {
-      if (ts > maxFloor) {
+      // A floor says a tombstone was collected: nothing a message can show, so only from a peer we exchanged with, or about itself.
+      if (ts > maxFloor || (!solicited && !this.speaksForItself(o))) {
         gcFloors.delete(o)
         refused++
       }
@@ -780,6 +858,14 @@ const MAX_INCOMPATIBLE_NOTED = 256
 /** Streams (full states, bulk deltas) we answer with per gossip interval, in all. */
 const MAX_STREAMS_PER_INTERVAL = 4
 
+/**
+ * How long after we last sent to a host its answers count as part of our
+ * exchange (at least three gossip intervals): long enough for a full
+ * transfer of tens of MiB on a slow link to arrive.
+ */
+const SOLICITED_WINDOW_MS = 30_000
+/** Hosts remembered for that (cleared whole beyond it: then every claim waits for the next exchange). */
+const MAX_SOLICITED_HOSTS = 4096
 
 function isWellFormed(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

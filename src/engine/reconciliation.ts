@@ -221,6 +221,12 @@ export function applySegments(
   isBeyondHorizon: (e: Entry) => boolean,
   onAccepted: (e: Entry) => void,
   source?: string,
+  /**
+   * How far to believe a segment's `upTo` given the newest entry it carries
+   * (see GossipEngine.provenClaim); undefined: in full. Beyond `maxTs` it is
+   * never believed. A claim believed less than in full counts as refused.
+   */
+  provenClaim?: (origin: string, claim: number, newestCarried: number) => number,
 ): ApplyResult {
   const result = { applied: 0, refused: 0, beyondHorizon: 0, claimsRefused: 0 }
   for (const seg of segments) {
@@ -228,8 +234,10 @@ export function applySegments(
     let prevTs = 0
     const covered = state.watermark(seg.origin)
     for (const e of seg.entries) {
-      // Entries of a segment must rise; anything else is a broken or hostile sender.
-      if (e.ts <= prevTs || e.ts > maxTs) {
+      // Entries of a segment rise. Equal timestamps cannot come from an honest origin (its clock
+      // is strictly monotonic) but break no prefix either; cutting there would let one forged
+      // twin stall that origin's anti-entropy for good, so only a falling one cuts.
+      if (e.ts < prevTs || e.ts > maxTs) {
         ok = false
         result.refused++
         break
@@ -250,8 +258,13 @@ export function applySegments(
     // upTo may lie below the last entry: entries beyond the sender's watermark came to it by push and are sent unvouched.
     if (!ok || seg.upTo === 0 || seg.upTo <= state.watermark(seg.origin)) continue
     // No honest peer has seen a write from beyond our clock plus the drift.
-    if (seg.upTo > maxTs) result.claimsRefused++
-    else state.raiseWatermark(seg.origin, seg.upTo)
+    if (seg.upTo > maxTs) {
+      result.claimsRefused++
+      continue
+    }
+    const believed = provenClaim === undefined ? seg.upTo : provenClaim(seg.origin, seg.upTo, prevTs)
+    if (believed < seg.upTo) result.claimsRefused++
+    if (believed > 0) state.raiseWatermark(seg.origin, believed)
   }
   return result
 }
