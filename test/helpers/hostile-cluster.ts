@@ -29,6 +29,9 @@ const MARKER_SEQ_BASE = 2 ** 45
 /** Datagrams between two markers. */
 const PACE = 48
 const MEMBER_BOUND = 5000
+/** Share of stream (TCP) messages in the volume phase, and how many connections at once. */
+const TCP_SHARE = 0.02
+const TCP_IN_FLIGHT = 8
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -46,6 +49,8 @@ interface Status {
 export class Victim {
   stderr = ''
   exit: { code: number | null; signal: string | null } | undefined
+  /** The last request the victim refused, with its error. */
+  lastError: string | undefined
   private nextId = 1
   private readonly pending = new Map<number, (v: { ok: boolean; result?: unknown; error?: string }) => void>()
   private constructor(
@@ -99,6 +104,7 @@ export class Victim {
       this.pending.set(id, (m) => {
         clearTimeout(timer)
         this.pending.delete(id)
+        if (!m.ok) this.lastError = `${op}: ${m.error}`
         resolve(m.ok ? (m.result as T) : undefined)
       })
       this.child.send({ id, op, ...args })
@@ -363,7 +369,8 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
             wrote = true
             for (const v of cluster) {
               const key = `probe/${probeN++}`
-              await v.request('set', { key, value: `p-${v.name}` })
+              const done = await v.request('set', { key, value: `p-${v.name}` })
+              if (done === undefined) return `${v.name} refused an honest write: ${v.lastError ?? 'no answer'}`
               honest.set(key, `p-${v.name}`)
             }
           }
@@ -474,11 +481,23 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
       const st0 = await victim.request<{ drops: Record<string, number> }>('drops')
       const counts = new Map<CaseTemplate, number>()
       const p = pool()
+      const udpPool = p.filter((tp) => tp.transport === 'udp')
+      const tcpPool = p.filter((tp) => tp.transport === 'tcp')
+      const inflight = new Set<Promise<void>>()
       let lost = false
       for (let i = 0, sinceMarker = 0; i < n; i++) {
-        const tpl = p[Math.floor(peer.random.next() * p.length)]!
+        // Streams cost a connection each: one message in fifty, a few at once.
+        const from = tcpPool.length > 0 && peer.random.next() < TCP_SHARE ? tcpPool : udpPool
+        const tpl = from[Math.floor(peer.random.next() * from.length)]!
         counts.set(tpl, (counts.get(tpl) ?? 0) + 1)
-        await send(tpl, ctxOf(), victim)
+        if (tpl.transport === 'tcp') {
+          const pr: Promise<void> = send(tpl, ctxOf(), victim).then(() => void inflight.delete(pr))
+          inflight.add(pr)
+          if (inflight.size >= TCP_IN_FLIGHT) await Promise.race(inflight)
+        } else {
+          await send(tpl, ctxOf(), victim)
+        }
+        sent++
         if (tpl.transport === 'udp' && ++sinceMarker >= PACE) {
           sinceMarker = 0
           if (!(await attacker.marker(victim, label))) {
@@ -488,8 +507,8 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
         }
         if (!victim.running) break
       }
+      await Promise.all(inflight)
       if (!lost && victim.running) await attacker.marker(victim, label)
-      sent += n
       batchNo++
       const problems: string[] = []
       const health = await healthy(cluster, honest, 8000)
@@ -503,7 +522,7 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
           if ((moved.get(reason) ?? 0) < Math.floor(k / 2)) problems.push(`${reason} moved ${moved.get(reason) ?? 0}, expected at least ${Math.floor(k / 2)} of ${k} sent`)
         }
       }
-      log(`batch ${batchNo}: ${n} to ${victim.name} (${sent}/${options.messages}), ${problems.length === 0 ? 'healthy' : problems.join('; ')}`)
+      log(`batch ${batchNo}: to ${victim.name} (${sent}/${options.messages}, ${((Date.now() - t0) / 1000).toFixed(1)} s), ${problems.length === 0 ? 'healthy' : problems.join('; ')}`)
       if (problems.length === 0) continue
       if (cluster.some((v) => !v.running)) report.crashes++
       const names = [...counts.keys()]
