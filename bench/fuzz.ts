@@ -7,6 +7,14 @@
  * cluster, then checks that the cluster converges; runs use seeds S, S+1...
  * Prints the drops by reason per run. Exits 1 on an exception (with the
  * seed and the input that threw) or when a run does not converge.
+ *
+ *   node dist/bench/fuzz.js --hostile [--messages N] [--seed S]
+ *
+ * The hostile peer (test/helpers/hostile-peer.ts) as a soak: every case once,
+ * then N well-formed hostile messages (default 1,000,000) over real UDP and
+ * TCP to a live two-node cluster whose nodes run in child processes. Reports
+ * messages sent, drops by reason, crashes and the victims' RSS at start and
+ * end; exits 1 on a crash, a failed case, or RSS grown more than 4-fold.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -21,6 +29,31 @@ function arg(name: string, fallback: number): number {
   const v = Number(process.argv[i + 1])
   if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${name} needs a whole number`)
   return v
+}
+
+if (process.argv.includes('--hostile')) {
+  const { runHostile } = await import('../test/helpers/hostile-cluster.js')
+  const verbose = process.argv.includes('--verbose')
+  const r = await runHostile({
+    seed: arg('--seed', 1),
+    messages: arg('--messages', 1_000_000),
+    batch: 10_000,
+    log: (line) => {
+      if (verbose || line.startsWith('FAIL')) process.stdout.write(`${line}\n`)
+    },
+  })
+  const mib = (b: number[]): string => b.map((x) => `${(x / 2 ** 20).toFixed(0)} MiB`).join(' / ')
+  const drops = Object.entries(r.dropsByReason)
+    .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')
+  const rssGrew = r.rssEndBytes.some((end, i) => end === 0 || end > 4 * (r.rssStartBytes[i] ?? end))
+  process.stdout.write(
+    `hostile seed ${r.seed}: ${r.messagesSent} messages (${r.udpSent} UDP, ${r.tcpSent} TCP; ${r.received} counted received) in ${(r.wallMs / 1000).toFixed(1)} s; ` +
+      `${r.templates} cases; crashes ${r.crashes}; failures ${r.failures.length}; cluster restarts ${r.restarts}\n` +
+      `  drops: ${drops}\n  victims' RSS: start ${mib(r.rssStartBytes)}, end ${mib(r.rssEndBytes)}\n`,
+  )
+  process.exit(r.crashes > 0 || r.failures.length > 0 || rssGrew ? 1 : 0)
 }
 
 const inputs = arg('--inputs', 1_000_000)

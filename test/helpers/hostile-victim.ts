@@ -1,0 +1,66 @@
+/**
+ * A victim node for the hostile-peer suite, in its own process (so a crash
+ * in its receive path fails one case, not the test run):
+ * `node hostile-victim.js NAME [SEED_ADDRESS]`, forked with an IPC channel.
+ *
+ * Sends `{ ready, name, address, origin }` once started and answers
+ * `{ id, op }` requests: `set` (key, value), `drops` (drop counters and
+ * message counts, cheap) and `status` (also the keys under `honest/` and
+ * `probe/`, the real members as it sees them, the member count, RSS). An
+ * uncaught exception is written to stderr (synchronous on a pipe) and the
+ * process exits with 70.
+ */
+import { Grapevine } from '../../src/index.js'
+
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`UNCAUGHT ${err.stack ?? String(err)}\n`)
+  process.exit(70)
+})
+
+const [name, seed] = process.argv.slice(2)
+const node = await Grapevine.start({
+  name: name!,
+  bind: '127.0.0.1:0',
+  seeds: seed !== undefined && seed !== '' ? [seed] : [],
+  preset: 'local',
+  gossipIntervalMs: 100,
+  fanout: 2,
+  joinTimeoutMs: 5000,
+})
+node.on('error', () => undefined)
+node.on('warning', () => undefined)
+node.on('conflict', () => undefined)
+node.set(`honest/${name}/origin`, name!)
+const origin = [...node.persistentState().snapshot.watermarks.keys()].find((o) => o.startsWith(`${name}~`)) ?? ''
+
+function drops(): Record<string, unknown> {
+  const s = node.stats
+  return { drops: Object.fromEntries(s.drops), messagesIn: s.messagesIn, streamsIn: s.streamsIn }
+}
+
+function status(): Record<string, unknown> {
+  const members = node.members()
+  const real = members.filter((m) => m.name.startsWith('victim-')).map((m) => ({ name: m.name, status: m.status, address: m.address, incarnation: m.incarnation }))
+  const entries: Record<string, string> = {}
+  for (const kv of node.entries({ prefix: 'honest/' })) entries[kv.key] = String(kv.value)
+  for (const kv of node.entries({ prefix: 'probe/' })) entries[kv.key] = String(kv.value)
+  return { ...drops(), entries, real, memberCount: members.length, incarnation: node.persistentState().incarnation, rss: process.memoryUsage().rss }
+}
+
+process.on('message', (m: { id: number; op: string; key?: string; value?: string }) => {
+  let result: unknown
+  try {
+    if (m.op === 'set') result = node.set(m.key!, m.value!)
+    else if (m.op === 'drops') result = drops()
+    else if (m.op === 'status') result = status()
+    else if (m.op === 'stop') {
+      void node.stop().then(() => process.exit(0))
+      return
+    }
+    process.send!({ id: m.id, ok: true, result })
+  } catch (err) {
+    process.send!({ id: m.id, ok: false, error: String(err) })
+  }
+})
+process.on('disconnect', () => process.exit(0))
+process.send!({ ready: true, name, address: node.address, origin })
