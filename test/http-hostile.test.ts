@@ -52,6 +52,8 @@ function call(address: string, method: string, target: string, options: { header
       })
     })
     req.on('error', reject)
+    // Every answer here is short: a request left hanging (a stream that should have been refused) fails instead.
+    req.setTimeout(10_000, () => req.destroy(new Error(`no complete answer to ${method} ${target} within 10 s`)))
     req.end(options.body)
   })
 }
