@@ -355,6 +355,33 @@ describe('HTTP API under attack', () => {
     assert.equal((await call(a.httpAddress, 'GET', '/v1/kv/big/0')).json.value.length, 60_000, 'the agent serves on')
   })
 
+  test('watch: a stream already cut is not cut again by its heartbeat', async () => {
+    const a = await agent('beat1')
+    const { AgentMetrics } = await import('../src/agent/metrics.js')
+    const metrics = new AgentMetrics(a.node)
+    const api = new HttpApi({ node: a.node, metrics, maxKeyBytes: 256, maxValueBytes: 65_536, watchMaxBufferedBytes: 100_000, watchHeartbeatMs: 20, watchDropGraceMs: 60_000 })
+    const bound = await api.listen('127.0.0.1', 0)
+    const sock = net.connect(bound.port, '127.0.0.1')
+    sock.on('error', () => {})
+    try {
+      await new Promise((resolve) => sock.once('connect', resolve))
+      sock.write('GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+      sock.pause()
+      assert.ok(await waitFor(() => api.watchCount === 1, 5000))
+      for (let i = 0; i < 3000 && api.watchCount > 0; i++) {
+        a.node.set(`beat/${i % 20}`, 'y'.repeat(60_000))
+        await tick()
+      }
+      assert.equal(api.watchCount, 0, 'cut')
+      await sleep(300) // heartbeats keep firing until the socket closes
+      assert.match(await metrics.text(), /grapevine_http_refused_total\{reason="slow-consumer"\} 1$/m, 'cut once')
+      assert.equal((await call(a.httpAddress, 'GET', '/v1/status')).status, 200, 'the agent is up')
+    } finally {
+      sock.destroy()
+      await api.close()
+    }
+  })
+
   test('a keyring file that cannot be written leaves the keyring unchanged and answers 500', async () => {
     const dir = tmp()
     const k1 = generateKey()
