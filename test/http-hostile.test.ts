@@ -7,7 +7,7 @@
  * its status and code.
  */
 import assert from 'node:assert/strict'
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
@@ -90,6 +90,7 @@ async function intact(a: Agent, key: string, value: string, headers: Record<stri
 describe('HTTP API under attack', () => {
   after(async () => {
     await Promise.all(agents.map((a) => a.stop()))
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
   })
 
   test('DNS rebinding: a Host that is not the agent gets 421 on every route; its address, localhost and allowed names pass', async () => {
@@ -401,7 +402,6 @@ describe('HTTP API under attack', () => {
     // A change the keyring refuses (removing the primary) leaves the file as it was too.
     const bad = await call(a.httpAddress, 'POST', '/v1/keyring/remove', { headers: json, body: JSON.stringify({ key: k1 }) })
     assert.equal(bad.status, 409)
-    const { rmSync } = await import('node:fs')
     rmSync(obstacle, { recursive: true })
     assert.equal((await call(a.httpAddress, 'POST', '/v1/keyring/install', { headers: json, body: JSON.stringify({ key: k2 }) })).status, 200)
     assert.equal((await call(a.httpAddress, 'POST', '/v1/keyring/use', { headers: json, body: JSON.stringify({ key: k2 }) })).status, 200)
@@ -466,6 +466,9 @@ describe('HTTP API under attack', () => {
 })
 
 describe('agent config against hostile or careless settings', () => {
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  })
   const base = { name: 'c', bind: '127.0.0.1:0' }
   const optionOf = (f: () => unknown): string => {
     try {
