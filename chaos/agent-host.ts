@@ -110,6 +110,8 @@ export class AgentHost {
       '--name', this.name,
       '--bind', this.gossip,
       '--http', this.http,
+      // The lab's namespace address is not loopback; only the harness can reach it.
+      '--http-allow-unauthenticated',
       '--join', seeds.join(','),
       '--preset', 'lan',
       '--data-dir', this.dataDir,

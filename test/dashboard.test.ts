@@ -55,4 +55,31 @@ describe('dashboard', () => {
       await browser.close()
     }
   })
+
+  test('with a token: the page asks for it once, then shows the data and the live feed', async () => {
+    const a = await startAgent('dash3', ['--http-token', 'dash-token'])
+    agents.push(a)
+    const auth = { authorization: 'Bearer dash-token' }
+    assert.equal((await api(a, 'PUT', '/v1/kv/before', 'b', auth)).status, 200)
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] })
+    try {
+      const page = await browser.newPage()
+      await page.goto(`http://${a.http}/`)
+      await page.locator('#auth').waitFor({ state: 'visible', timeout: 15_000 })
+      assert.equal(await page.locator('#keys tr').count(), 0, 'nothing shown without the token')
+      await page.fill('#token', 'dash-token')
+      await page.click('#auth button')
+      await page.locator('#keys tr', { hasText: 'before' }).waitFor({ timeout: 15_000 })
+      await page.locator('#members tr', { hasText: 'dash3' }).waitFor({ timeout: 15_000 })
+      assert.equal(await page.locator('#auth').isVisible(), false)
+      assert.equal((await api(a, 'PUT', '/v1/kv/after', 'a', auth)).status, 200)
+      await page.locator('#feed li', { hasText: 'after' }).waitFor({ timeout: 15_000 })
+      // Kept for the tab: a reload does not ask again.
+      await page.reload()
+      await page.locator('#keys tr', { hasText: 'after' }).waitFor({ timeout: 15_000 })
+      assert.equal(await page.locator('#auth').isVisible(), false)
+    } finally {
+      await browser.close()
+    }
+  })
 })

@@ -7,7 +7,7 @@
  * its status and code.
  */
 import assert from 'node:assert/strict'
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
@@ -52,6 +52,8 @@ function call(address: string, method: string, target: string, options: { header
       })
     })
     req.on('error', reject)
+    // Every answer here is short: a request left hanging (a stream that should have been refused) fails instead.
+    req.setTimeout(10_000, () => req.destroy(new Error(`no complete answer to ${method} ${target} within 10 s`)))
     req.end(options.body)
   })
 }
@@ -88,6 +90,7 @@ async function intact(a: Agent, key: string, value: string, headers: Record<stri
 describe('HTTP API under attack', () => {
   after(async () => {
     await Promise.all(agents.map((a) => a.stop()))
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
   })
 
   test('DNS rebinding: a Host that is not the agent gets 421 on every route; its address, localhost and allowed names pass', async () => {
@@ -353,6 +356,33 @@ describe('HTTP API under attack', () => {
     assert.equal((await call(a.httpAddress, 'GET', '/v1/kv/big/0')).json.value.length, 60_000, 'the agent serves on')
   })
 
+  test('watch: a stream already cut is not cut again by its heartbeat', async () => {
+    const a = await agent('beat1')
+    const { AgentMetrics } = await import('../src/agent/metrics.js')
+    const metrics = new AgentMetrics(a.node)
+    const api = new HttpApi({ node: a.node, metrics, maxKeyBytes: 256, maxValueBytes: 65_536, watchMaxBufferedBytes: 100_000, watchHeartbeatMs: 20, watchDropGraceMs: 60_000 })
+    const bound = await api.listen('127.0.0.1', 0)
+    const sock = net.connect(bound.port, '127.0.0.1')
+    sock.on('error', () => {})
+    try {
+      await new Promise((resolve) => sock.once('connect', resolve))
+      sock.write('GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+      sock.pause()
+      assert.ok(await waitFor(() => api.watchCount === 1, 5000))
+      for (let i = 0; i < 3000 && api.watchCount > 0; i++) {
+        a.node.set(`beat/${i % 20}`, 'y'.repeat(60_000))
+        await tick()
+      }
+      assert.equal(api.watchCount, 0, 'cut')
+      await sleep(300) // heartbeats keep firing until the socket closes
+      assert.match(await metrics.text(), /grapevine_http_refused_total\{reason="slow-consumer"\} 1$/m, 'cut once')
+      assert.equal((await call(a.httpAddress, 'GET', '/v1/status')).status, 200, 'the agent is up')
+    } finally {
+      sock.destroy()
+      await api.close()
+    }
+  })
+
   test('a keyring file that cannot be written leaves the keyring unchanged and answers 500', async () => {
     const dir = tmp()
     const k1 = generateKey()
@@ -372,7 +402,6 @@ describe('HTTP API under attack', () => {
     // A change the keyring refuses (removing the primary) leaves the file as it was too.
     const bad = await call(a.httpAddress, 'POST', '/v1/keyring/remove', { headers: json, body: JSON.stringify({ key: k1 }) })
     assert.equal(bad.status, 409)
-    const { rmSync } = await import('node:fs')
     rmSync(obstacle, { recursive: true })
     assert.equal((await call(a.httpAddress, 'POST', '/v1/keyring/install', { headers: json, body: JSON.stringify({ key: k2 }) })).status, 200)
     assert.equal((await call(a.httpAddress, 'POST', '/v1/keyring/use', { headers: json, body: JSON.stringify({ key: k2 }) })).status, 200)
@@ -437,6 +466,9 @@ describe('HTTP API under attack', () => {
 })
 
 describe('agent config against hostile or careless settings', () => {
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  })
   const base = { name: 'c', bind: '127.0.0.1:0' }
   const optionOf = (f: () => unknown): string => {
     try {

@@ -169,16 +169,16 @@ async function watch() {
     const { value, done } = await reader.read()
     if (done) return true
     buf += value
-    for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
+    for (let end = buf.indexOf('\\n\\n'); end >= 0; end = buf.indexOf('\\n\\n')) {
       const block = buf.slice(0, end)
       buf = buf.slice(end + 2)
       let event = 'message'
       const data = []
-      for (const line of block.split('\n')) {
+      for (const line of block.split('\\n')) {
         if (line.startsWith('event:')) event = line.slice(6).trim()
         else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
       }
-      if (event === 'change' && data.length > 0) showChange(JSON.parse(data.join('\n')))
+      if (event === 'change' && data.length > 0) showChange(JSON.parse(data.join('\\n')))
     }
   }
 }

@@ -34,6 +34,8 @@ export interface HttpApiOptions {
   readonly watchMaxBufferedBytes?: number
   /** How long a cut watch stream has to take its last event before its socket is destroyed. */
   readonly watchDropGraceMs?: number
+  /** Period of the comment lines that keep idle watch streams open. */
+  readonly watchHeartbeatMs?: number
   /** Longest a client may take to send its request headers. */
   readonly headersTimeoutMs?: number
 }
@@ -124,9 +126,9 @@ interface Watcher {
 /**
  * A key from the raw request path (never normalised: `x/../secret` is not
  * `secret`). A segment that is `.` or `..`, written plainly or
- * percent-encoded, is refused: every WHATWG URL client (browsers, fetch,
- * curl) would rewrite such a path into another key before sending it, so the
- * same key could not be named the same way by every client. A key holding
+ * percent-encoded, is refused: browsers and fetch (WHATWG URLs, which treat
+ * %2e as a dot) and curl resolve dot segments before sending, so such a path
+ * would name different keys from different clients. A key holding
  * such a segment is reachable with its slashes encoded (`a%2F..%2Fb`).
  */
 export function keyFromPath(raw: string, maxKeyBytes: number): string {
@@ -378,7 +380,7 @@ export class HttpApi {
     res.write(': watching\n\n')
     const w: Watcher = { res, prefix, id: 0 }
     this.watchers.add(w)
-    const beat = setInterval(() => this.push(w, ': heartbeat\n\n'), SSE_HEARTBEAT_MS)
+    const beat = setInterval(() => this.push(w, ': heartbeat\n\n'), this.options.watchHeartbeatMs ?? SSE_HEARTBEAT_MS)
     const done = (): void => {
       clearInterval(beat)
       this.watchers.delete(w)
@@ -388,6 +390,8 @@ export class HttpApi {
   }
 
   private push(w: Watcher, event: string): void {
+    // A stream already cut may still see its heartbeat fire before its socket closes.
+    if (!this.watchers.has(w)) return
     if (w.res.writableLength + Buffer.byteLength(event) <= this.watchMaxBuffered) {
       w.res.write(event)
       return
