@@ -270,6 +270,18 @@ describe('grapevine agent', () => {
     assert.equal((await api(a, 'GET', '/v1/kv/survivor')).json.value, 'v')
   })
 
+  test('gossip beyond loopback without a keyring is warned about at start; on loopback, or with a keyring, it is not', async () => {
+    const warned = (a: AgentProcess): boolean => a.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('gossip listens beyond loopback without a keyring'))
+    const open = await agent('warn1', ['--bind', '0.0.0.0:0', '--advertise', '127.0.0.1:1'])
+    assert.ok(warned(open), 'warned for 0.0.0.0 without a keyring')
+    const dir = tmp()
+    const file = path.join(dir, 'keyring.json')
+    writeFileSync(file, JSON.stringify({ keys: [generateKey()] }))
+    const sealed = await agent('warn2', ['--bind', '0.0.0.0:0', '--advertise', '127.0.0.1:2', '--keyring-file', file])
+    const local = await agent('warn3')
+    assert.ok(!warned(sealed) && !warned(local))
+  })
+
   test('SIGHUP reads the keyring file again', async () => {
     const dir = tmp()
     const k1 = generateKey()

@@ -3,7 +3,7 @@ import { type Logger, destination, pino } from 'pino'
 import { DEFAULT_LIMITS } from '../codec/limits.js'
 import { ENGINE_DEFAULTS } from '../engine/config.js'
 import { Grapevine, type NodeKeyring } from '../node.js'
-import { formatHostPort, parseHostPort } from '../runtime/address.js'
+import { formatHostPort, isLoopback, parseHostPort } from '../runtime/address.js'
 import { type KeyInfo, Keyring, parseKey } from '../security/keyring.js'
 import type { AgentConfig } from './config.js'
 import { renderDashboard } from './dashboard.js'
@@ -136,6 +136,12 @@ export class Agent {
     self.agent = agent
     agent.wire()
     if (options.handleSignals === true) agent.handleSignals()
+    if (keyring === undefined && !isLoopback(parseHostPort(c.bind, 'bind').host)) {
+      log.warn(
+        { gossip: c.bind },
+        'gossip listens beyond loopback without a keyring: anyone who can reach this port can write, delete and join (THREAT_MODEL.md); give the agent --keyring-file',
+      )
+    }
     if (!trusted) log.warn({ ageMs: now - restored!.meta.savedAtMs, retentionMs: retention }, 'snapshot older than the tombstone retention: asking the cluster for a full transfer')
     log.info(
       {

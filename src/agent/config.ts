@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { MAX_TTL_MS } from '../codec/limits.js'
 import { ConfigError } from '../errors.js'
 import { checkPeerAddress } from '../options.js'
-import { parseHostPort } from '../runtime/address.js'
+import { isLoopback, parseHostPort } from '../runtime/address.js'
 
 /**
  * The agent's settings, from four sources in this order of precedence:
@@ -185,10 +185,6 @@ function readTokenFile(file: string): string {
   }
   if (token === '' || /\s/.test(token)) throw new ConfigError('--http-token-file', `${file} must hold one token: no spaces, not empty`)
   return token
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 /**

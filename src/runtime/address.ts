@@ -64,3 +64,8 @@ export function hostOf(address: string): string {
   const host = address.slice(0, colon)
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
 }
+
+/** Whether a host names this machine's loopback interface only (localhost, ::1, 127.0.0.0/8). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
