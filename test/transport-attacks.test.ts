@@ -25,6 +25,7 @@ import { parseHostPort } from '../src/runtime/address.js'
 import { Keyring } from '../src/security/keyring.js'
 import { PacketSecurity, SALT_BYTES } from '../src/security/packet-security.js'
 import { waitFor } from '../src/util/wait.js'
+import { frame, sendAllButLast } from './helpers/stream-attack.js'
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname
 
@@ -49,11 +50,6 @@ function refused(n: Grapevine, reason: string): number {
   return (n.streamRefusalsByReason as ReadonlyMap<string, number>).get(reason) ?? 0
 }
 
-function frame(length: number): Buffer {
-  const h = Buffer.alloc(4)
-  h.writeUInt32BE(length, 0)
-  return h
-}
 
 /**
  * Keeps `count` connections from `localAddress` open against `target`: each
@@ -150,14 +146,7 @@ describe('hostile peers on loopback', () => {
         })
         s.write(frame(declared))
         // All but the last byte, then wait until the node has taken or refused all four.
-        for (let at = 0; at < declared - 1 && !s.destroyed; at += chunk.length) {
-          if (!s.write(chunk.subarray(0, Math.min(chunk.length, declared - 1 - at)))) {
-            await new Promise<void>((resolve) => {
-              s.once('drain', resolve)
-              s.once('close', resolve)
-            })
-          }
-        }
+        await sendAllButLast(s, declared, chunk)
         await allIn
         if (!s.destroyed) s.end(Buffer.alloc(1))
       })

@@ -10,6 +10,7 @@ import net from 'node:net'
 import { after, describe, test } from 'node:test'
 import { type StreamAuthenticator, type StreamRefusal, type TransportOptions, UdpTransport } from '../src/runtime/udp-transport.js'
 import { waitFor } from '../src/util/wait.js'
+import { frame, sendAllButLast } from './helpers/stream-attack.js'
 
 const base: TransportOptions = {
   maxPacketBytes: 1400,
@@ -37,11 +38,6 @@ async function connect(port: number, localAddress = '127.0.0.1'): Promise<net.So
   return s
 }
 
-function frame(length: number): Buffer {
-  const h = Buffer.alloc(4)
-  h.writeUInt32BE(length, 0)
-  return h
-}
 
 describe('transport sends never throw', () => {
   test('port 0, port 70000, a garbage host, IPv6 to an IPv4 socket: refused, reported and counted', async () => {
@@ -164,14 +160,7 @@ describe('inbound streams against hostile peers', () => {
       return (async () => {
         const s = await client(t.bound.port, `127.0.0.${10 + i}`)
         s.write(frame(declared))
-        for (let at = 0; at < declared - 1 && !s.destroyed; at += chunk.length) {
-          if (!s.write(chunk.subarray(0, Math.min(chunk.length, declared - 1 - at)))) {
-            await new Promise<void>((resolve) => {
-              s.once('drain', resolve)
-              s.once('close', resolve)
-            })
-          }
-        }
+        await sendAllButLast(s, declared, chunk)
         await allSent
         if (!s.destroyed) s.end(Buffer.alloc(1))
       })()

@@ -162,4 +162,33 @@ describe('real nodes on loopback UDP', () => {
     await node[Symbol.asyncDispose]()
     assert.throws(() => node.set('k', 'y'), StoppedError)
   })
+
+  test('setTags at run time is held to the tags limit (before: unchecked, so the tags never spread)', async () => {
+    const node = await Grapevine.start({ name: 'tags', bind: '127.0.0.1:0' })
+    try {
+      assert.throws(() => node.setTags({ big: 'x'.repeat(600) }), (e: unknown) => e instanceof ConfigError && e.option === 'tags')
+      assert.throws(() => node.setTags({ n: 1 as unknown as string }), ConfigError)
+      node.setTags({ role: 'cache' })
+      assert.equal(node.members().find((m) => m.name === 'tags')?.tags.role, 'cache')
+    } finally {
+      await node.stop()
+    }
+  })
+
+  test('a restored incarnation far above the clock is reset with a warning, so peers take our records', async () => {
+    const warnings: string[] = []
+    const onWarning = (w: Error): void => void warnings.push(w.message)
+    process.on('warning', onWarning)
+    const snapshot = { entries: [], watermarks: new Map<string, number>(), gcFloors: new Map<string, number>() }
+    const node = await Grapevine.start({ name: 'restored', bind: '127.0.0.1:0' }, { snapshot, trusted: true, incarnation: 2 ** 52 })
+    try {
+      await new Promise((r) => setImmediate(r))
+      const inc = node.members().find((m) => m.name === 'restored')!.incarnation
+      assert.ok(inc < 2 ** 52 && inc <= Date.now() + 2 ** 32, `incarnation ${inc}`)
+      assert.ok(warnings.some((w) => w.includes('beyond the ceiling')), warnings.join('; '))
+    } finally {
+      process.off('warning', onWarning)
+      await node.stop()
+    }
+  })
 })

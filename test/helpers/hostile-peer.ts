@@ -344,22 +344,8 @@ function benignBody(type: MessageType, ctx: AttackContext, r: Random): (w: RawWr
   }
 }
 
-const ALL_TYPES: MessageType[] = [
-  MessageType.Probe,
-  MessageType.Digest,
-  MessageType.DeltaDigest,
-  MessageType.Delta,
-  MessageType.Push,
-  MessageType.Reset,
-  MessageType.ResetRequest,
-  MessageType.Ping,
-  MessageType.Ack,
-  MessageType.PingReq,
-  MessageType.Nack,
-  MessageType.MemberGossip,
-  MessageType.JoinRequest,
-  MessageType.MemberSync,
-]
+/** Every message type of the protocol (the enum's numeric members). */
+const ALL_TYPES: MessageType[] = Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number')
 const typeName = (t: number): string => MessageType[t] ?? `type${t}`
 
 /** Address values: [name, value(ctx), outcomes]. Parseable ones are accepted; port 0, > 65535, none, unparseable: malformed. */
