@@ -17,12 +17,6 @@ interface Queued {
   readonly seq: number
 }
 
-/** A heap slot: the item and the transmit count it was filed under (a slot whose item moved on is stale). */
-interface Slot {
-  readonly q: Queued
-  readonly transmits: number
-}
-
 /** Spacing of transmit counts in the heap priority: room for 2^40 insertions, newest first within a count. */
 const SEQ_SPAN = 2 ** 40
 /** Updates that did not fit a message's remaining budget before `take` stops looking further. */
@@ -50,7 +44,8 @@ export class BroadcastQueue {
   private readonly items = new Map<string, Queued>()
   /** The keys of the queued claims about each member (its own key, and one per accuser). */
   private readonly byName = new Map<string, Set<string>>()
-  private heap = new MinHeap<Slot>()
+  /** Items filed under priority(q) at filing time; a slot whose item was removed or re-filed since is stale. */
+  private heap = new MinHeap<Queued>()
   private seq = 0
 
   get size(): number {
@@ -89,7 +84,7 @@ export class BroadcastQueue {
   }
 
   private file(q: Queued): void {
-    this.heap.push(q.transmits * SEQ_SPAN - q.seq, { q, transmits: q.transmits })
+    this.heap.push(priority(q), q)
   }
 
   private remove(q: Queued): void {
@@ -102,12 +97,8 @@ export class BroadcastQueue {
   }
 
   private rebuild(): void {
-    this.heap = new MinHeap<Slot>()
+    this.heap = new MinHeap<Queued>()
     for (const q of this.items.values()) this.file(q)
-  }
-
-  private isLive(s: Slot): boolean {
-    return this.items.get(s.q.key) === s.q && s.q.transmits === s.transmits
   }
 
   /**
@@ -118,25 +109,27 @@ export class BroadcastQueue {
   take(budget: number, limit: number): MemberUpdate[] {
     if (this.items.size === 0 || budget <= 0) return []
     const out: MemberUpdate[] = []
-    const skipped: Slot[] = []
+    const skipped: Queued[] = []
     const sent: Queued[] = []
     let used = 0
     while (out.length < MAX_PIGGYBACK_UPDATES && skipped.length < MAX_SKIPPED_PER_TAKE) {
-      const s = this.heap.pop()
-      if (s === undefined) break
-      if (!this.isLive(s)) continue
-      const size = updateSize(s.q.update)
+      const filedAt = this.heap.peekPriority()
+      const q = this.heap.pop()
+      if (q === undefined) break
+      // Stale: removed, replaced, or re-filed under another transmit count since.
+      if (this.items.get(q.key) !== q || filedAt !== priority(q)) continue
+      const size = updateSize(q.update)
       if (used + size > budget) {
-        skipped.push(s)
+        skipped.push(q)
         continue
       }
       used += size
-      out.push(s.q.update)
+      out.push(q.update)
       // Counted at once: any other slot of this item is now stale, so it is never taken twice.
-      s.q.transmits++
-      sent.push(s.q)
+      q.transmits++
+      sent.push(q)
     }
-    for (const s of skipped) this.heap.push(s.q.transmits * SEQ_SPAN - s.q.seq, s)
+    for (const q of skipped) this.file(q)
     for (const q of sent) {
       if (q.transmits >= limit) this.remove(q)
       else this.file(q)
@@ -152,6 +145,11 @@ export class BroadcastQueue {
   clear(): void {
     this.items.clear()
     this.byName.clear()
-    this.heap = new MinHeap<Slot>()
+    this.heap = new MinHeap<Queued>()
   }
+}
+
+/** Fewest transmissions first, newest first among equals. */
+function priority(q: Queued): number {
+  return q.transmits * SEQ_SPAN - q.seq
 }
