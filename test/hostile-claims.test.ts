@@ -171,6 +171,19 @@ describe('watermark claims (before: one forged Reset emptied a node, and writes 
     assert.equal(victim.engine.get(sim.now, 'hidden?')?.value, 'no')
   })
 
+  test('a forged push dated at the drift bound with a link from nothing hides none of the origin\'s later writes', () => {
+    const { sim, nodes } = formed(16)
+    const [victim, writer] = [nodes[0]!, nodes[1]!]
+    const entry = { key: 'forged', ts: ahead(sim, 59 * SECOND), origin: writer.engine.origin, value: 'x', expiresAt: undefined }
+    const push: Message = { label: '', from: 'mallory', fromAddress: 'sim:attacker', type: MessageType.Push, hops: 0, prevTs: 0, entry }
+    sim.inject(victim, 'sim:attacker', encodeMessage(push), false)
+    sim.runFor(10)
+    assert.ok(victim.engine.state.watermark(writer.engine.origin) <= hlcFromPhysicalMs(sim.now + 1))
+    sim.set(writer, 'next', 'crosses')
+    sim.runFor(5 * SECOND)
+    assert.equal(victim.engine.get(sim.now, 'next')?.value, 'crosses')
+  })
+
   test('a claim beyond the clock plus the drift is refused even from a member in an exchange', () => {
     const { sim, nodes } = formed(13)
     const victim = nodes[0]!
@@ -190,6 +203,27 @@ describe('watermark claims (before: one forged Reset emptied a node, and writes 
     sim.inject(victim, 'sim:ghost', encodeMessage(delta), false)
     sim.runFor(10)
     for (const k of ['a', 'b', 'c']) assert.equal(victim.engine.get(sim.now, k)?.value, k)
+  })
+})
+
+describe('claims that a member moved', () => {
+  test('a third party claiming a live member moved to a dead address does not get it declared dead: the member hears the record and refutes', () => {
+    // Two nodes: nobody else passes the claim on to the victim, so only the fix can tell it.
+    const sim = new Simulation({ seed: 15 })
+    const nodes = sim.addCluster(2)
+    sim.runFor(3 * SECOND)
+    const [a, victim] = [nodes[0]!, nodes[1]!]
+    const cur = a.engine.membership.get(victim.name)!
+    const moved = aliveUpdate({ name: victim.name, address: 'sim:nowhere', generation: cur.generation, incarnation: cur.incarnation + 1, tags: NO_TAGS })
+    sim.inject(a, 'sim:attacker', encodeMessage({ label: '', from: 'mallory', fromAddress: 'sim:attacker', type: MessageType.MemberGossip, updates: [moved] }), false)
+    sim.runFor(10)
+    assert.equal(a.engine.membership.get(victim.name)?.address, 'sim:nowhere', 'the claim was taken (plaintext)')
+    sim.runFor(30 * SECOND)
+    for (const n of nodes) {
+      const rec = n.engine.membership.get(victim.name)!
+      assert.equal(rec.status, MemberStatus.Alive, `${n.name} sees the victim alive`)
+      assert.equal(rec.address, victim.address, `${n.name} has its real address back`)
+    }
   })
 })
 

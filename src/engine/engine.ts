@@ -579,7 +579,7 @@ export class GossipEngine {
    * w") decides which writes we skip from then on and, in a Reset, which of
    * ours we drop. No message can prove it, so in full it is taken only from
    * a peer we chose to talk to. Anyone else's claims are believed as far as
-   * the message itself shows them (see `provenClaim`); the rest is refused
+   * the message itself shows them (see `claimBeliever`); the rest is refused
    * and counted (`watermark-refused`): a forged Reset deletes nothing it
    * does not carry a newer version of, and a forged upTo hides no write.
    */
@@ -596,13 +596,24 @@ export class GossipEngine {
   }
 
   /**
-   * How far a claim about origin `o` from a sender we did not exchange with
-   * is believed: in full when the origin speaks for itself (an origin id of
-   * the sender's name), else up to the newest write of `o` the message
-   * carries. Writes themselves come from anyone in plaintext (THREAT_MODEL.md).
+   * How far the current message's watermark claims are believed: `(origin,
+   * claim, newest write of origin it carries) => believed`. In an exchange we
+   * took part in, in full; from anyone else, in full when the origin speaks
+   * for itself, else up to the newest write of the origin the message
+   * carries (writes themselves come from anyone in plaintext: THREAT_MODEL.md).
+   * Never beyond our own clock: a claim ahead of it would make us skip the
+   * origin's writes still to come, and no honest peer has seen them yet (a
+   * peer whose clock runs ahead is believed once ours catches up).
    */
-  private provenClaim(origin: string, claim: number, newestCarried: number): number {
-    return this.speaksForItself(origin) ? claim : Math.min(claim, newestCarried)
+  private claimBeliever(nowMs: number): (origin: string, claim: number, newestCarried: number) => number {
+    const cap = this.claimCap(nowMs)
+    if (this.isSolicited(nowMs)) return (_origin, claim) => Math.min(claim, cap)
+    return (origin, claim, newest) => Math.min(this.speaksForItself(origin) ? claim : Math.min(claim, newest), cap)
+  }
+
+  /** The highest watermark any claim may raise ours to: the end of our clock's current millisecond. */
+  private claimCap(nowMs: number): number {
+    return hlcFromPhysicalMs(Math.floor(nowMs) + 1) - 1
   }
 
   /** Whether the current sender is the node that wrote as `origin`, a live member at its own host. */
@@ -680,7 +691,7 @@ export class GossipEngine {
       (e) => this.isBeyondHorizon(e, nowMs) && this.state.getEntry(e.key) === undefined,
       (e) => this.clock.observe(e.ts),
       from,
-      this.isSolicited(nowMs) ? undefined : (origin, claim, newest) => this.provenClaim(origin, claim, newest),
+      this.claimBeliever(nowMs),
     )
     this.stats.entriesApplied += result.applied
     if (result.claimsRefused > 0) this.stats.drop('watermark-refused', result.claimsRefused)
@@ -807,10 +818,11 @@ export class GossipEngine {
     const maxFloor = hlcFromPhysicalMs(nowMs + this.config.maxClockDriftMs - this.config.tombstoneRetentionMs)
     let refused = 0
     const solicited = this.isSolicited(nowMs)
+    const believe = this.claimBeliever(nowMs)
     const newest = new Map<string, number>()
     if (!solicited) for (const e of accepted) if (e.ts > (newest.get(e.origin) ?? 0)) newest.set(e.origin, e.ts)
     for (const [o, ts] of watermarks) {
-      const believed = solicited ? ts : this.provenClaim(o, ts, newest.get(o) ?? 0)
+      const believed = believe(o, ts, newest.get(o) ?? 0)
       if (ts > maxTs || believed === 0) {
         watermarks.delete(o)
         refused++
@@ -856,8 +868,14 @@ export class GossipEngine {
     this.clock.observe(entry.ts)
     if (this.state.merge(entry, nowMs, from) !== MergeOutcome.Applied) return
     this.stats.entriesApplied++
-    // The origin's previous write is the link: if we hold everything up to it, we now hold up to this one.
-    if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, entry.ts)
+    // The origin's previous write is the link: if we hold everything up to it, we now hold up to
+    // this one. Not beyond our own clock (see claimBeliever): a forged push dated at the drift
+    // bound must not make us skip the origin's writes of the next minute.
+    if (this.state.watermark(entry.origin) >= prevTs) {
+      const cap = this.claimCap(nowMs)
+      if (entry.ts > cap) this.stats.drop('watermark-refused')
+      this.state.raiseWatermark(entry.origin, Math.min(entry.ts, cap))
+    }
     if (hops > 0) this.push(entry, prevTs, hops - 1, from)
   }
 }

@@ -223,10 +223,10 @@ export function applySegments(
   source?: string,
   /**
    * How far to believe a segment's `upTo` given the newest entry it carries
-   * (see GossipEngine.provenClaim); undefined: in full. Beyond `maxTs` it is
-   * never believed. A claim believed less than in full counts as refused.
+   * (see GossipEngine.believedClaim); undefined: in full. Beyond `maxTs` it
+   * is never believed. A claim believed less than in full counts as refused.
    */
-  provenClaim?: (origin: string, claim: number, newestCarried: number) => number,
+  believedClaim?: (origin: string, claim: number, newestCarried: number) => number,
 ): ApplyResult {
   const result = { applied: 0, refused: 0, beyondHorizon: 0, claimsRefused: 0 }
   for (const seg of segments) {
@@ -262,7 +262,7 @@ export function applySegments(
       result.claimsRefused++
       continue
     }
-    const believed = provenClaim === undefined ? seg.upTo : provenClaim(seg.origin, seg.upTo, prevTs)
+    const believed = believedClaim === undefined ? seg.upTo : believedClaim(seg.origin, seg.upTo, prevTs)
     if (believed < seg.upTo) result.claimsRefused++
     if (believed > 0) state.raiseWatermark(seg.origin, believed)
   }

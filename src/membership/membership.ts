@@ -198,7 +198,7 @@ export class Membership {
    * allocates nothing (for the first twelve days; past them, still correct).
    */
   private readonly heardEpochMs: number
-  private readonly deadNotified = new Map<string, number>()
+  private readonly recordNotified = new Map<string, number>()
   /** When each member holding stale news about us was last sent our current record (see correct). */
   private readonly corrected = new Map<string, number>()
   /**
@@ -631,12 +631,18 @@ export class Membership {
     if (name === this.self || this.phase === 'conflict') return
     const m = this.table.noteHeard(name, Math.floor(nowMs) - this.heardEpochMs)
     if (m === undefined) return
-    if (m.status !== MemberStatus.Dead && m.status !== MemberStatus.Left) return
-    const last = this.deadNotified.get(name)
+    // A live member speaking from another address than its record gives: the record may be a
+    // third party's claim that it moved (anyone can make one in plaintext), and every probe of
+    // ours now goes where it is not. It hears the record we hold, which makes it refute with its
+    // real address (or, if it did move, changes nothing).
+    const movedClaim = m.status <= MemberStatus.Suspect && m.address !== address
+    if (!movedClaim && m.status !== MemberStatus.Dead && m.status !== MemberStatus.Left) return
+    const last = this.recordNotified.get(name)
     if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
-    this.deadNotified.set(name, nowMs)
-    if (this.deadNotified.size > 4096) this.deadNotified.clear()
-    this.send(address, { type: MessageType.MemberGossip, updates: [claimUpdate(m.status, name, m.incarnation, m.status === MemberStatus.Left ? name : this.self)] })
+    this.recordNotified.set(name, nowMs)
+    if (this.recordNotified.size > 4096) this.recordNotified.clear()
+    const held = movedClaim ? aliveUpdate(m) : claimUpdate(m.status, name, m.incarnation, m.status === MemberStatus.Left ? name : this.self)
+    this.send(address, { type: MessageType.MemberGossip, updates: [held] })
   }
 
   /** A message from another process using our name (the engine drops our own loopback before this). */
