@@ -484,7 +484,7 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
     }
 
     // ---- phase 2: the volume, in batches, with the cluster checked after each ----
-    const pool = (): CaseTemplate[] => peer.templates.filter((tp) => tp.flood !== true && !failedTemplates.has(tp.name) && !quarantinedFamilies.has(tp.family))
+    const pool = (): CaseTemplate[] => peer.templates.filter((tp) => tp.flood !== true && tp.gap === undefined && !failedTemplates.has(tp.name) && !quarantinedFamilies.has(tp.family))
     const batchSize = options.batch ?? 2500
     let bisections = options.bisections ?? 3
     let sent = 0

@@ -77,6 +77,12 @@ export interface CaseTemplate {
    * Its counter is checked in the cases phase, not in the volume's tally.
    */
   readonly coverable?: true
+  /**
+   * An open weakness this case shows when repeated (THREAT_MODEL.md, known
+   * gaps, or one found here and reported): checked once in the cases phase
+   * (its counters), left out of the volume until the engine closes it.
+   */
+  readonly gap?: string
   build(ctx: AttackContext, r: Random): Buffer
 }
 
@@ -428,7 +434,7 @@ function t(
   family: string,
   expect: Outcome[],
   build: (ctx: AttackContext, r: Random) => Buffer,
-  extra: { transport?: 'udp' | 'tcp'; finding?: string; flood?: true; coverable?: true } = {},
+  extra: { transport?: 'udp' | 'tcp'; finding?: string; flood?: true; coverable?: true; gap?: string } = {},
 ): CaseTemplate {
   return {
     name,
@@ -439,6 +445,7 @@ function t(
     ...(extra.finding !== undefined ? { finding: extra.finding } : {}),
     ...(extra.flood ? { flood: true as const } : {}),
     ...(extra.coverable ? { coverable: true as const } : {}),
+    ...(extra.gap !== undefined ? { gap: extra.gap } : {}),
   }
 }
 
@@ -736,7 +743,11 @@ export function caseTemplates(): CaseTemplate[] {
   }
   out.push(t('Push.origin=empty', 'Push', ['accepted', 'malformed'], push(0, 0, () => '', nowEntry)))
   out.push(t('Push.origin=one-over', 'Push', ['limit-exceeded'], push(0, 0, () => str(129, 'o'), nowEntry)))
-  out.push(t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
+  out.push(
+    t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' })), {
+      gap: 'forged push link: repeated, the receiver skips (and can lose) the other member\'s honest writes (THREAT_MODEL.md, known gaps)',
+    }),
+  )
   out.push(t('Push.origin=victim-own.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.victim.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
   for (const [en, e, expect, finding] of entryCases()) {
     out.push(t(`Push.entry.${en}`, 'Push', expect, push(0, 0, (_c, r) => fakeOrigin(r), e), finding ? { finding } : {}))
@@ -848,7 +859,10 @@ export function caseTemplates(): CaseTemplate[] {
 
   // -- membership updates: in MemberGossip, and piggybacked on Ping, Ack and PingReq --
   for (const [un, u, expect, finding] of updateCases()) {
-    const f = finding ? { finding } : {}
+    const f = {
+      ...(finding ? { finding } : {}),
+      ...(un === 'other.alive.new-address.inc+1' ? { gap: 'a member moved to a dead address by an outsider: repeated, the real members stay suspect past the check' } : {}),
+    }
     const fam = un.startsWith('alive') || un.startsWith('name') ? 'fake-members' : 'claims'
     out.push(t(`MemberGossip.update.${un}`, fam, expect, (c, r) => message(hdr(c, MessageType.MemberGossip, r), (w) => writeUpdates(w, [u(c, r)])), f))
     out.push(t(`Ping.update.${un}`, fam, expect, (c, r) => ping(seq(r), (cc) => cc.victim.name, (cc, rr) => [u(cc, rr)])(c, r), f))
