@@ -63,6 +63,26 @@ export interface CaseTemplate {
   readonly expect: readonly Outcome[]
   /** A known finding on code without the issue-14 fixes, when this case is expected to show it. */
   readonly finding?: string
+  /**
+   * Introduces hundreds of made-up members at once: each dilutes the real
+   * members' gossip until found dead (about one probe per second each), so
+   * fresh writes then take many seconds to spread. Sent once, last, in the
+   * cases phase; left out of the volume.
+   */
+  readonly flood?: true
+  /**
+   * A watermark claim that is counted only while it lies above the receiver's
+   * watermark: an earlier believed claim (a push link, THREAT_MODEL.md known
+   * gaps) may already cover it, and then nothing is counted (applySegments).
+   * Its counter is checked in the cases phase, not in the volume's tally.
+   */
+  readonly coverable?: true
+  /**
+   * An open weakness this case shows when repeated (THREAT_MODEL.md, known
+   * gaps, or one found here and reported): checked once in the cases phase
+   * (its counters), left out of the volume until the engine closes it.
+   */
+  readonly gap?: string
   build(ctx: AttackContext, r: Random): Buffer
 }
 
@@ -277,7 +297,27 @@ const BAD_VARINTS: [string, V][] = [
 
 const str = (n: number, c = 'a'): string => c.repeat(n)
 const hlc = (ms: number): number => Math.floor(ms) * 1024
+/** Sender names: never members, since made-up members get names of their own (`sybilName`). */
 const fakeName = (r: Random): string => `mallory-${randomInt(r, 1_000_000)}`
+/**
+ * Where made-up members (and the members' forged new addresses) are said to
+ * live: a loopback host nobody sends from or listens on. The attacker sends
+ * from 127.0.0.1 (hostile-cluster.ts), so it is on none of its made-up
+ * members' hosts either: it stays an outsider. (A sender on a member's own
+ * host may speak as that member in plaintext, THREAT_MODEL.md; one that
+ * makes itself a member at its own host is an insider, and may delete keys
+ * as any member can.)
+ */
+export const NOBODY_HOST = '127.0.0.9'
+const nobody = `${NOBODY_HOST}:9`
+/**
+ * Names of made-up members in the single-record cases: a few, so repeated
+ * cases re-assert the same members instead of growing the table without
+ * bound (each made-up member dilutes the real ones' gossip until it is found
+ * dead, one probe per second). The floods (`flood`) use names of their own.
+ */
+const SYBILS = 4
+const sybilName = (r: Random): string => `sybil-${randomInt(r, SYBILS)}`
 const fakeOrigin = (r: Random): string => `mallory-${randomInt(r, 1000)}~${(1_600_000_000_000 + randomInt(r, 1e9)).toString(36)}`
 const evilKey = (r: Random): string => `evil/${randomInt(r, 100_000)}`
 const seq = (r: Random): number => 1 + randomInt(r, 2 ** 31)
@@ -348,7 +388,7 @@ function benignBody(type: MessageType, ctx: AttackContext, r: Random): (w: RawWr
 const ALL_TYPES: MessageType[] = Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number')
 const typeName = (t: number): string => MessageType[t] ?? `type${t}`
 
-/** Address values: [name, value(ctx), outcomes]. Parseable ones are accepted; port 0, > 65535, none, unparseable: malformed. */
+/** Address values: [name, value(ctx), outcomes]. Parseable ones are accepted; port 0, > 65535, none, unparseable, a wildcard host: malformed. */
 function addressValues(): [string, (ctx: AttackContext) => S, Outcome[]][] {
   return [
     ['port0', () => '127.0.0.1:0', ['malformed']],
@@ -360,7 +400,9 @@ function addressValues(): [string, (ctx: AttackContext) => S, Outcome[]][] {
     ['unparseable', () => 'not an address', ['malformed']],
     ['v6-unbracketed', () => '::1:7946', ['malformed']],
     ['[::1]:1', () => '[::1]:1', ['accepted']],
-    ['0.0.0.0:7946', () => '0.0.0.0:7946', ['accepted']],
+    // A wildcard host names no peer: malformed at decode (PROTOCOL.md, Decoding rules; isUsableInetAddress).
+    ['0.0.0.0:7946', () => '0.0.0.0:7946', ['malformed']],
+    ['[::]:7946', () => '[::]:7946', ['malformed']],
     ['255.255.255.255:1', () => '255.255.255.255:1', ['accepted']],
     ['[::]:0', () => '[::]:0', ['malformed']],
     ['longest', () => `${str(123, 'h')}:7946`, ['accepted', 'malformed']],
@@ -378,9 +420,19 @@ function t(
   family: string,
   expect: Outcome[],
   build: (ctx: AttackContext, r: Random) => Buffer,
-  extra: { transport?: 'udp' | 'tcp'; finding?: string } = {},
+  extra: { transport?: 'udp' | 'tcp'; finding?: string; flood?: true; coverable?: true; gap?: string } = {},
 ): CaseTemplate {
-  return { name, family, transport: extra.transport ?? 'udp', expect, build, ...(extra.finding !== undefined ? { finding: extra.finding } : {}) }
+  return {
+    name,
+    family,
+    transport: extra.transport ?? 'udp',
+    expect,
+    build,
+    ...(extra.finding !== undefined ? { finding: extra.finding } : {}),
+    ...(extra.flood ? { flood: true as const } : {}),
+    ...(extra.coverable ? { coverable: true as const } : {}),
+    ...(extra.gap !== undefined ? { gap: extra.gap } : {}),
+  }
 }
 
 /** Entry-level hostile values, relative to the context. Returns [name, entry, outcomes]. */
@@ -431,9 +483,9 @@ function entryCases(): [string, (ctx: AttackContext, r: Random) => RawEntry, Out
 function updateCases(): [string, (ctx: AttackContext, r: Random) => RawUpdate, Outcome[], string?][] {
   const aliveFake = (c: AttackContext, r: Random, over: Partial<RawUpdate> = {}): RawUpdate => ({
     status: MemberStatus.Alive,
-    name: fakeName(r),
+    name: sybilName(r),
     incarnation: 1,
-    address: '127.0.0.1:9',
+    address: nobody,
     generation: c.nowMs,
     ...over,
   })
@@ -445,7 +497,7 @@ function updateCases(): [string, (ctx: AttackContext, r: Random) => RawUpdate, O
     ['status=4', (c, r) => ({ ...aliveFake(c, r), status: 4 }), ['malformed']],
     ['status=255', (c, r) => ({ ...aliveFake(c, r), status: 255 }), ['malformed']],
     ['name=empty', (c, r) => aliveFake(c, r, { name: '' }), ['malformed']],
-    ['name=longest', (c, r) => aliveFake(c, r, { name: `${fakeName(r)}-`.padEnd(128, 'n') }), ['accepted', 'claim-refused']],
+    ['name=longest', (c, r) => aliveFake(c, r, { name: `${sybilName(r)}-`.padEnd(128, 'n') }), ['accepted', 'claim-refused']],
     ['name=one-over', (c, r) => aliveFake(c, r, { name: str(129, 'n') }), ['limit-exceeded']],
     ['name=bad-utf8', (c, r) => aliveFake(c, r, { name: BAD_UTF8 }), ['malformed']],
     ['alive.new', (c, r) => aliveFake(c, r), ['accepted', 'claim-refused']],
@@ -463,8 +515,8 @@ function updateCases(): [string, (ctx: AttackContext, r: Random) => RawUpdate, O
     ['alive.tags=513-bytes', (c, r) => aliveFake(c, r, { tags: [['t', str(508, 'x')]] }), ['limit-exceeded']],
     ['alive.tags.count=2^32', (c, r) => aliveFake(c, r, { tags: [], tagCount: 2 ** 32 }), ['limit-exceeded']],
     ['alive.tags.duplicate-key', (c, r) => aliveFake(c, r, { tags: [['k', 'a'], ['k', 'b']] }), ['accepted', 'claim-refused']],
-    ['other.alive.new-address.inc+1', (c) => ({ status: 0, name: c.other.name, incarnation: c.other.incarnation + 1, address: '127.0.0.1:9', generation: 1 }), ['accepted']],
-    ['other.alive.new-address.inc=2^52', (c) => ({ status: 0, name: c.other.name, incarnation: P52, address: '127.0.0.1:9', generation: 1 }), ['claim-refused']],
+    ['other.alive.new-address.inc+1', (c) => ({ status: 0, name: c.other.name, incarnation: c.other.incarnation + 1, address: nobody, generation: 1 }), ['accepted']],
+    ['other.alive.new-address.inc=2^52', (c) => ({ status: 0, name: c.other.name, incarnation: P52, address: nobody, generation: 1 }), ['claim-refused']],
     ['other.suspect.inc', (c) => claim(MemberStatus.Suspect, c.other, c.other.incarnation, 'mallory'), ['accepted']],
     ['other.suspect.inc+1', (c) => claim(MemberStatus.Suspect, c.other, c.other.incarnation + 1, c.victim.name), ['accepted']],
     ['other.suspect.inc=below-ceiling', (c) => claim(MemberStatus.Suspect, c.other, below(c), 'mallory'), ['accepted']],
@@ -483,7 +535,7 @@ function updateCases(): [string, (ctx: AttackContext, r: Random) => RawUpdate, O
     ['victim.suspect.inc', (c) => claim(MemberStatus.Suspect, c.victim, c.victim.incarnation, 'mallory'), ['accepted']],
     ['victim.dead.inc+1', (c) => claim(MemberStatus.Dead, c.victim, c.victim.incarnation + 1, 'mallory'), ['accepted']],
     ['victim.suspect.inc=2^52', (c) => claim(MemberStatus.Suspect, c.victim, P52, 'mallory'), ['claim-refused'], 'suspect at 2^52: refutation unencodable'],
-    ['victim.alive.new-address.inc+1', (c) => ({ status: 0, name: c.victim.name, incarnation: c.victim.incarnation + 1, address: '127.0.0.1:9', generation: 1 }), ['accepted']],
+    ['victim.alive.new-address.inc+1', (c) => ({ status: 0, name: c.victim.name, incarnation: c.victim.incarnation + 1, address: nobody, generation: 1 }), ['accepted']],
     ['suspect.by=empty', (c) => claim(MemberStatus.Suspect, c.other, c.other.incarnation, ''), ['accepted']],
     ['suspect.by=one-over', (c) => claim(MemberStatus.Suspect, c.other, c.other.incarnation, str(129, 'b')), ['limit-exceeded']],
     ['dead.unknown-member', (_c, r) => ({ status: MemberStatus.Dead, name: fakeName(r), incarnation: 1, by: 'mallory' }), ['accepted']],
@@ -517,18 +569,22 @@ function segmentCases(): [string, (ctx: AttackContext, r: Random) => RawSegment[
     ['origin=longest', (c, r) => [{ origin: `${fakeName(r)}~`.padEnd(128, 'o'), upTo: 0, entries: rising(c, r, 1) }], ['accepted']],
     ['origin=one-over', (c, r) => [{ origin: str(129, 'o'), upTo: 0, entries: rising(c, r, 1) }], ['limit-exceeded']],
     ['ts=falling', (c, r) => { const e = rising(c, r, 2, 5); return [{ origin: fakeOrigin(r), upTo: 0, entries: [e[1]!, e[0]!] }] }, ['clock-drift', 'malformed']],
-    ['ts=repeated', (c, r) => { const e = rising(c, r, 1); return [{ origin: fakeOrigin(r), upTo: 0, entries: [e[0]!, { ...e[0]!, key: evilKey(r) }] }] }, ['clock-drift', 'malformed']],
+    // Equal timestamps do not cut a segment (only a falling one does): one forged twin used to stall an origin for good (PROTOCOL.md, Decoding rules).
+    ['ts=repeated', (c, r) => { const e = rising(c, r, 1); return [{ origin: fakeOrigin(r), upTo: 0, entries: [e[0]!, { ...e[0]!, key: evilKey(r) }] }] }, ['accepted']],
     ['ts=falling.upTo=claimed', (c, r) => { const e = rising(c, r, 2, 5); return [{ origin: fakeOrigin(r), upTo: e[1]!.ts, entries: [e[1]!, e[0]!] }] }, ['clock-drift', 'malformed', 'watermark-refused']],
     ['entries.duplicate-key', (c, r) => { const k = evilKey(r); return [{ origin: fakeOrigin(r), upTo: 0, entries: rising(c, r, 2).map((e) => ({ ...e, key: k })) }] }, ['accepted']],
     ['duplicate-origin', (c, r) => { const o = fakeOrigin(r); return [{ origin: o, upTo: 0, entries: rising(c, r, 1) }, { origin: o, upTo: 0, entries: rising(c, r, 1) }] }, ['accepted', 'clock-drift']],
     ['n=2^32', (_c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [], count: 2 ** 32 }], ['limit-exceeded']],
-    ['n=1000000.no-bytes', (_c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [], count: 1_000_000 }], ['truncated']],
+    // maxItemsPerMessage counts every list of a message together (the segment itself is one): either refusal is right.
+    ['n=1000000.no-bytes', (_c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [], count: 1_000_000 }], ['limit-exceeded', 'truncated']],
     ['n=1000001', (_c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [], count: 1_000_001 }], ['limit-exceeded']],
     ['n=2^53', (_c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [], count: V53 }], ['malformed']],
     ['n=overstated', (c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: rising(c, r, 1), count: 3 }], ['truncated']],
   ]
   for (const [en, e, outcome, finding] of entryCases()) {
-    out.push([`entry.${en}`, (c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [e(c, r)] }], outcome, finding])
+    // An entry at or below the receiver's watermark of its origin (ts 0 always is) is skipped without a count (PROTOCOL.md, Decoding rules).
+    const expect: Outcome[] = en === 'ts=0' ? ['accepted'] : outcome
+    out.push([`entry.${en}`, (c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [e(c, r)] }], expect, finding])
   }
   return out
 }
@@ -543,16 +599,21 @@ export function caseTemplates(): CaseTemplate[] {
     const onType = (field: string, expect: Outcome[], over: (ctx: AttackContext, r: Random) => Partial<RawHeader>, finding?: string): void => {
       out.push(t(`${T}.${field}`, `header.${field.split('=')[0]}`, expect, (c, r) => message(hdr(c, type, r, over(c, r)), body(c, r)), finding ? { finding } : {}))
     }
-    const benign: Outcome[] = [
-      'accepted',
-      // Answers by stream (full state, member lists) may be rate limited.
-      ...(type === MessageType.ResetRequest || type === MessageType.JoinRequest || type === MessageType.Digest ? ['rate-limited' as const] : []),
-    ]
+    // Answers by stream (full state, member lists) may be rate limited. A full state goes only to the
+    // requesting member at its own host, which the attacker never is (PROTOCOL.md: unproven-destination).
+    const benign: Outcome[] =
+      type === MessageType.ResetRequest
+        ? ['unproven-destination']
+        : ['accepted', ...(type === MessageType.JoinRequest || type === MessageType.Digest ? ['rate-limited' as const] : [])]
     onType('benign', benign, () => ({}))
     for (const [an, av, outcome] of addressValues()) {
       const finding =
         outcome[0] === 'malformed' && (an === 'port0' || an === '[::]:0') ? 'a reply to fromAddress port 0 crashes the process' : undefined
-      const expect = outcome.includes('accepted') ? [...outcome, ...benign.filter((o) => o !== 'accepted')] : outcome
+      const expect = !outcome.includes('accepted')
+        ? outcome
+        : type === MessageType.ResetRequest
+          ? [...outcome.filter((o) => o !== 'accepted'), ...benign]
+          : [...outcome, ...benign.filter((o) => o !== 'accepted')]
       onType(`fromAddress=${an}`, expect, (c) => ({ fromAddress: av(c) }), finding)
     }
     onType('from=empty', ['malformed'], () => ({ from: '' }))
@@ -560,7 +621,8 @@ export function caseTemplates(): CaseTemplate[] {
     onType('from=one-over', ['limit-exceeded'], () => ({ from: str(129, 'f') }))
     onType('from=bad-utf8', ['malformed'], () => ({ from: BAD_UTF8 }))
     onType('from=other-live', benign, (c) => ({ from: c.other.name }))
-    onType('from=victim-own', benign, (c) => ({ from: c.victim.name }))
+    // Our own name from another address is a name clash, not a request: nothing is answered or counted.
+    onType('from=victim-own', type === MessageType.ResetRequest ? ['accepted'] : benign, (c) => ({ from: c.victim.name }))
     onType('label=other', ['label-mismatch'], () => ({ label: 'another-cluster' }))
     onType('label=longest', ['label-mismatch'], () => ({ label: str(128, 'l') }))
     onType('label=one-over', ['limit-exceeded'], () => ({ label: str(129, 'l') }))
@@ -621,7 +683,8 @@ export function caseTemplates(): CaseTemplate[] {
 
   // -- segments: DeltaDigest, Delta (datagram and stream) --
   for (const [sn, segs, expect, finding] of segmentCases()) {
-    const f = finding ? { finding } : {}
+    // Claims about the live origins, below the drift bound: a believed push link may already cover them.
+    const f = { ...(finding ? { finding } : {}), ...(/^(other|victim)-origin\.upTo=(now|drift-bound)/.test(sn) ? { coverable: true as const } : {}) }
     const exp: Outcome[] = [...expect, ...(expect.includes('accepted') || sn.includes('past-horizon') ? ['rate-limited' as const] : [])]
     out.push(
       t(`DeltaDigest.segment.${sn}`, 'segment', exp, (c, r) =>
@@ -666,7 +729,11 @@ export function caseTemplates(): CaseTemplate[] {
   }
   out.push(t('Push.origin=empty', 'Push', ['accepted', 'malformed'], push(0, 0, () => '', nowEntry)))
   out.push(t('Push.origin=one-over', 'Push', ['limit-exceeded'], push(0, 0, () => str(129, 'o'), nowEntry)))
-  out.push(t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
+  out.push(
+    t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' })), {
+      gap: 'forged push link: repeated, the receiver skips (and can lose) the other member\'s honest writes (THREAT_MODEL.md, known gaps)',
+    }),
+  )
   out.push(t('Push.origin=victim-own.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.victim.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
   for (const [en, e, expect, finding] of entryCases()) {
     out.push(t(`Push.entry.${en}`, 'Push', expect, push(0, 0, (_c, r) => fakeOrigin(r), e), finding ? { finding } : {}))
@@ -694,7 +761,7 @@ export function caseTemplates(): CaseTemplate[] {
   ]
   const forged = 'forged Reset with watermarks and no entries empties the node'
   const resetCases: [string, ReturnType<typeof reset>, Outcome[], string?][] = [
-    ['empty', reset(none, none, noEntries), ['accepted']],
+    ['empty', reset(none, none, noEntries), ['accepted', 'past-horizon', 'unproven-destination']],
     ['watermarks=now.no-entries', reset((c) => realOrigins(c, hlc(c.nowMs)), none, noEntries), ['watermark-refused'], forged],
     ['watermarks=drift-bound.no-entries', reset((c) => realOrigins(c, hlc(c.nowMs + c.maxClockDriftMs - 500)), none, noEntries), ['watermark-refused'], forged],
     ['watermarks=ahead.no-entries', reset((c) => realOrigins(c, hlc(c.nowMs + 100 * c.maxClockDriftMs)), none, noEntries), ['watermark-refused'], forged],
@@ -729,8 +796,11 @@ export function caseTemplates(): CaseTemplate[] {
   ]
   for (const [rn, build, expect, finding] of resetCases) {
     const f = finding ? { finding } : {}
-    out.push(t(`Reset(tcp).${rn}`, 'Reset', [...expect, 'rate-limited'], build, { ...f, transport: 'tcp' }))
-    out.push(t(`Reset.${rn}`, 'Reset', [...expect, 'rate-limited'], build, f))
+    // A vector behind the receiver's gc floors (any origin it collected a tombstone of and the vector lacks) refuses the
+    // whole state (past-horizon) and resets the sender instead, which an outsider is never sent (unproven-destination).
+    const exp: Outcome[] = [...expect, 'past-horizon', 'unproven-destination', 'rate-limited']
+    out.push(t(`Reset(tcp).${rn}`, 'Reset', exp, build, { ...f, transport: 'tcp' }))
+    out.push(t(`Reset.${rn}`, 'Reset', exp, build, f))
   }
 
   // -- Ping, Ack, PingReq, Nack --
@@ -775,7 +845,10 @@ export function caseTemplates(): CaseTemplate[] {
 
   // -- membership updates: in MemberGossip, and piggybacked on Ping, Ack and PingReq --
   for (const [un, u, expect, finding] of updateCases()) {
-    const f = finding ? { finding } : {}
+    const f = {
+      ...(finding ? { finding } : {}),
+      ...(un === 'other.alive.new-address.inc+1' ? { gap: 'a member moved to a dead address by an outsider: repeated, the real members stay suspect past the check' } : {}),
+    }
     const fam = un.startsWith('alive') || un.startsWith('name') ? 'fake-members' : 'claims'
     out.push(t(`MemberGossip.update.${un}`, fam, expect, (c, r) => message(hdr(c, MessageType.MemberGossip, r), (w) => writeUpdates(w, [u(c, r)])), f))
     out.push(t(`Ping.update.${un}`, fam, expect, (c, r) => ping(seq(r), (cc) => cc.victim.name, (cc, rr) => [u(cc, rr)])(c, r), f))
@@ -784,8 +857,8 @@ export function caseTemplates(): CaseTemplate[] {
     out.push(t(`MemberSync.member.${un}`, fam, expect, (c, r) => message(hdr(c, MessageType.MemberSync, r), (w) => writeUpdates(w.u8(0), [u(c, r)])), f))
   }
   const fakes = (c: AttackContext, r: Random, n: number): RawUpdate[] =>
-    Array.from({ length: n }, () => ({ status: MemberStatus.Alive, name: `f${randomInt(r, 1e9)}`, incarnation: 1, address: '127.0.0.1:9', generation: c.nowMs }))
-  out.push(t('MemberGossip.updates=30-fake-alive', 'fake-members', ['accepted', 'claim-refused'], (c, r) => message(hdr(c, MessageType.MemberGossip, r), (w) => writeUpdates(w, fakes(c, r, 30)))))
+    Array.from({ length: n }, () => ({ status: MemberStatus.Alive, name: `f${randomInt(r, 1e9)}`, incarnation: 1, address: nobody, generation: c.nowMs }))
+  out.push(t('MemberGossip.updates=30-fake-alive', 'fake-members', ['accepted', 'claim-refused'], (c, r) => message(hdr(c, MessageType.MemberGossip, r), (w) => writeUpdates(w, fakes(c, r, 30))), { flood: true }))
   out.push(t('MemberGossip.updates.count=65', 'claims', ['limit-exceeded'], (c, r) => message(hdr(c, MessageType.MemberGossip, r), (w) => writeUpdates(w, [], 65))))
 
   // -- MemberSync --
@@ -804,6 +877,7 @@ export function caseTemplates(): CaseTemplate[] {
     t('MemberSync(tcp).members=5000-fake-alive', 'fake-members', ['claim-refused'], sync(0, (c, r) => fakes(c, r, 5000)), {
       transport: 'tcp',
       finding: 'a flood of fake alive members blocks the event loop (quadratic queue)',
+      flood: true,
     }),
   )
   out.push(

@@ -1,7 +1,10 @@
 /**
  * A victim node for the hostile-peer suite, in its own process (so a crash
  * in its receive path fails one case, not the test run):
- * `node hostile-victim.js NAME [SEED_ADDRESS]`, forked with an IPC channel.
+ * `node hostile-victim.js NAME SEED_ADDRESS HOST` (an empty seed for the
+ * first node; HOST the loopback address it binds, one per victim so that the
+ * attacker on 127.0.0.1 is on none of the members' hosts), forked with an IPC
+ * channel.
  *
  * Sends `{ ready, name, address, origin }` once started and answers
  * `{ id, op }` requests: `set` (key, value), `drops` (drop counters and
@@ -17,10 +20,10 @@ process.on('uncaughtException', (err) => {
   process.exit(70)
 })
 
-const [name, seed] = process.argv.slice(2)
+const [name, seed, host] = process.argv.slice(2)
 const node = await Grapevine.start({
   name: name!,
-  bind: '127.0.0.1:0',
+  bind: `${host ?? '127.0.0.1'}:0`,
   seeds: seed !== undefined && seed !== '' ? [seed] : [],
   preset: 'local',
   gossipIntervalMs: 100,
