@@ -597,21 +597,25 @@ export class GossipEngine {
 
   /**
    * How far the current message's watermark claims are believed: `(origin,
-   * claim, newest write of origin it carries) => believed`. In an exchange we
-   * took part in, in full; from anyone else, in full when the origin speaks
-   * for itself, else up to the newest write of the origin the message
-   * carries (writes themselves come from anyone in plaintext: THREAT_MODEL.md).
-   * Never beyond our own clock: a claim ahead of it would make us skip the
-   * origin's writes still to come, and no honest peer has seen them yet (a
-   * peer whose clock runs ahead is believed once ours catches up).
+   * claim, newest write of origin it carries) => believed`; undefined: in
+   * full (an exchange we took part in). From anyone else, in full when the
+   * origin speaks for itself, else up to the newest write of the origin the
+   * message carries (writes themselves come from anyone in plaintext:
+   * THREAT_MODEL.md). Whatever is believed is applied up to `claimCap` only.
    */
-  private claimBeliever(nowMs: number): (origin: string, claim: number, newestCarried: number) => number {
-    const cap = this.claimCap(nowMs)
-    if (this.isSolicited(nowMs)) return (_origin, claim) => Math.min(claim, cap)
-    return (origin, claim, newest) => Math.min(this.speaksForItself(origin) ? claim : Math.min(claim, newest), cap)
+  private claimBeliever(nowMs: number): ((origin: string, claim: number, newestCarried: number) => number) | undefined {
+    if (this.isSolicited(nowMs)) return undefined
+    return (origin, claim, newest) => (this.speaksForItself(origin) ? claim : Math.min(claim, newest))
   }
 
-  /** The highest watermark any claim may raise ours to: the end of our clock's current millisecond. */
+  /**
+   * The highest watermark any claim may raise ours to: the end of our clock's
+   * current millisecond. A claim ahead of our clock would make us skip the
+   * origin's writes still to come, which no honest peer has seen yet (a
+   * forged push dated at the drift bound hid the origin's writes of the next
+   * minute); a peer whose clock runs ahead is believed once ours catches up.
+   * Not counted as a refusal: honest peers with clocks a little ahead meet it.
+   */
   private claimCap(nowMs: number): number {
     return hlcFromPhysicalMs(Math.floor(nowMs) + 1) - 1
   }
@@ -692,6 +696,7 @@ export class GossipEngine {
       (e) => this.clock.observe(e.ts),
       from,
       this.claimBeliever(nowMs),
+      this.claimCap(nowMs),
     )
     this.stats.entriesApplied += result.applied
     if (result.claimsRefused > 0) this.stats.drop('watermark-refused', result.claimsRefused)
@@ -819,17 +824,18 @@ export class GossipEngine {
     let refused = 0
     const solicited = this.isSolicited(nowMs)
     const believe = this.claimBeliever(nowMs)
+    const cap = this.claimCap(nowMs)
     const newest = new Map<string, number>()
     if (!solicited) for (const e of accepted) if (e.ts > (newest.get(e.origin) ?? 0)) newest.set(e.origin, e.ts)
     for (const [o, ts] of watermarks) {
-      const believed = believe(o, ts, newest.get(o) ?? 0)
+      const believed = believe === undefined ? ts : believe(o, ts, newest.get(o) ?? 0)
       if (ts > maxTs || believed === 0) {
         watermarks.delete(o)
         refused++
-      } else if (believed < ts) {
-        watermarks.set(o, believed)
-        refused++
+        continue
       }
+      if (believed < ts) refused++
+      watermarks.set(o, Math.min(believed, cap))
     }
     for (const [o, ts] of gcFloors) {
       // A floor says a tombstone was collected: nothing a message can show, so only from a peer we exchanged with, or about itself.
@@ -871,11 +877,7 @@ export class GossipEngine {
     // The origin's previous write is the link: if we hold everything up to it, we now hold up to
     // this one. Not beyond our own clock (see claimBeliever): a forged push dated at the drift
     // bound must not make us skip the origin's writes of the next minute.
-    if (this.state.watermark(entry.origin) >= prevTs) {
-      const cap = this.claimCap(nowMs)
-      if (entry.ts > cap) this.stats.drop('watermark-refused')
-      this.state.raiseWatermark(entry.origin, Math.min(entry.ts, cap))
-    }
+    if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, Math.min(entry.ts, this.claimCap(nowMs)))
     if (hops > 0) this.push(entry, prevTs, hops - 1, from)
   }
 }

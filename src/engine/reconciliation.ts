@@ -223,10 +223,12 @@ export function applySegments(
   source?: string,
   /**
    * How far to believe a segment's `upTo` given the newest entry it carries
-   * (see GossipEngine.believedClaim); undefined: in full. Beyond `maxTs` it
+   * (see GossipEngine.claimBeliever); undefined: in full. Beyond `maxTs` it
    * is never believed. A claim believed less than in full counts as refused.
    */
   believedClaim?: (origin: string, claim: number, newestCarried: number) => number,
+  /** The highest watermark a claim may raise ours to (our clock: see GossipEngine.claimCap); a silent limit, not a refusal. */
+  claimCap = Number.MAX_SAFE_INTEGER,
 ): ApplyResult {
   const result = { applied: 0, refused: 0, beyondHorizon: 0, claimsRefused: 0 }
   for (const seg of segments) {
@@ -264,7 +266,7 @@ export function applySegments(
     }
     const believed = believedClaim === undefined ? seg.upTo : believedClaim(seg.origin, seg.upTo, prevTs)
     if (believed < seg.upTo) result.claimsRefused++
-    if (believed > 0) state.raiseWatermark(seg.origin, believed)
+    if (believed > 0) state.raiseWatermark(seg.origin, Math.min(believed, claimCap))
   }
   return result
 }

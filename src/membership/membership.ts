@@ -626,17 +626,18 @@ export class Membership {
 
   // ---- messages ------------------------------------------------------------
 
-  /** Every message from a peer: when we last heard from it; a member we hold dead is told so, so it can refute. */
+  /** Every message from a peer: when we last heard from it; a member we hold a claim against is told it, so it can refute. */
   heardFrom(nowMs: number, name: string, address: string): void {
     if (name === this.self || this.phase === 'conflict') return
     const m = this.table.noteHeard(name, Math.floor(nowMs) - this.heardEpochMs)
     if (m === undefined) return
-    // A live member speaking from another address than its record gives: the record may be a
-    // third party's claim that it moved (anyone can make one in plaintext), and every probe of
-    // ours now goes where it is not. It hears the record we hold, which makes it refute with its
-    // real address (or, if it did move, changes nothing).
-    const movedClaim = m.status <= MemberStatus.Suspect && m.address !== address
-    if (!movedClaim && m.status !== MemberStatus.Dead && m.status !== MemberStatus.Left) return
+    // A member that speaks while we hold a claim against it hears the claim, so it can refute:
+    // suspect, dead or left (a claim may have reached us by a member sync, which is not passed
+    // on, or from a third party that told no one else), or alive at another address than the one
+    // it speaks from (a third party's claim that it moved: every probe of ours now goes where it
+    // is not). If the claim is true, the record changes nothing at the member.
+    const movedClaim = m.status === MemberStatus.Alive && m.address !== address
+    if (m.status === MemberStatus.Alive && !movedClaim) return
     const last = this.recordNotified.get(name)
     if (last !== undefined && nowMs - last < this.timing.probeIntervalMs) return
     this.recordNotified.set(name, nowMs)
