@@ -227,6 +227,27 @@ describe('claims that a member moved', () => {
   })
 })
 
+describe('made-up origins', () => {
+  test('a sender that is not a member at its own host introduces at most 64 new origins per gossip interval; members are not limited', () => {
+    const sim = new Simulation({ seed: 17 })
+    const nodes = sim.addCluster(3)
+    sim.runFor(2 * SECOND)
+    const victim = nodes[0]!
+    const push = (from: string, origin: string, i: number): Buffer =>
+      encodeMessage({ label: '', from, fromAddress: '', type: MessageType.Push, hops: 0, prevTs: 0, entry: { key: `o/${i}`, ts: hlcFromPhysicalMs(sim.now), origin, value: 'x', expiresAt: undefined } })
+    for (let i = 0; i < 200; i++) sim.inject(victim, 'sim:attacker', push('mallory', `mallory-${i}~1`, i), false)
+    sim.runFor(10)
+    const held = victim.engine.entries(sim.now, 'o/').length
+    assert.equal(held, 64)
+    assert.equal(victim.engine.stats.dropped('claim-refused'), 200 - 64)
+    // A member speaking from its own host brings whatever origins it carries.
+    const member = nodes[1]!
+    for (let i = 200; i < 300; i++) sim.inject(victim, member.address, push(member.name, `relayed-${i}~1`, i), false)
+    sim.runFor(10)
+    assert.equal(victim.engine.entries(sim.now, 'o/').length, 64 + 100)
+  })
+})
+
 describe('made-up members', () => {
   test('one source introduces at most 256 new members per probe interval (before: 200,000)', () => {
     const sim = new Simulation({ seed: 8 })

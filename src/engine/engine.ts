@@ -83,6 +83,13 @@ export class GossipEngine {
    */
   private readonly solicitedAt = new Map<string, number>()
   private solicitedSweptAt = -Infinity
+  /**
+   * New origins introduced per sending host in the current gossip interval,
+   * outside our own exchanges and by senders that are not members at their
+   * own host (see `admitsOrigin`).
+   */
+  private readonly newOrigins = new Map<string, number>()
+  private newOriginsWindowStart = -Infinity
   /** Handler failures already said in the log, by kind (see `onInternalError`). */
   private readonly internalErrorKinds = new Set<string>()
   private readonly header: Header
@@ -483,8 +490,9 @@ export class GossipEngine {
 
   /**
    * The last-resort guard: a handler that throws is a bug, but one message
-   * must never stop the node (drivers report their own such failures here). Counted (`internal-error`), said once per kind
-   * in the log, and the node goes on.
+   * must never stop the node. Counted (`internal-error`), said once per kind
+   * in the log, and the node goes on. Drivers report their own such failures
+   * here too.
    */
   onInternalError(kind: string, err: unknown): void {
     this.stats.drop('internal-error')
@@ -545,11 +553,7 @@ export class GossipEngine {
    * crowd real peers out of the map.
    */
   private noteSolicitedReply(nowMs: number, to: string): void {
-    const m = this.membership.get(this.currentFrom)
-    const host = this.config.peerHostOf(to)
-    if (m === undefined || m.status > MemberStatus.Suspect || this.config.peerHostOf(m.address) !== host) return
-    if (host !== this.config.peerHostOf(this.currentSource)) return
-    this.noteSolicited(nowMs, to)
+    if (this.isMemberAtItsHost() && this.config.peerHostOf(to) === this.config.peerHostOf(this.currentSource)) this.noteSolicited(nowMs, to)
   }
 
   /** Notes that we opened or continued an exchange with `to`: its answers may carry claims we believe. */
@@ -620,11 +624,32 @@ export class GossipEngine {
     return hlcFromPhysicalMs(Math.floor(nowMs) + 1) - 1
   }
 
+  /**
+   * Whether the current message may bring writes of `origin`. Any origin we
+   * know, and any from a member speaking from its own host; from anyone else,
+   * at most NEW_ORIGINS_PER_SOURCE new origins per source host per gossip
+   * interval. Every origin takes room in each digest page, and one no member
+   * ever vouches for is offered again in every exchange, so a flood of writes
+   * under made-up origins would dilute anti-entropy for everyone
+   * (THREAT_MODEL.md). Refused writes are counted (`claim-refused`).
+   */
+  private admitsOrigin(nowMs: number, origin: string): boolean {
+    if (this.state.knowsOrigin(origin) || this.isMemberAtItsHost()) return true
+    if (nowMs - this.newOriginsWindowStart >= this.config.gossipIntervalMs) {
+      this.newOriginsWindowStart = nowMs
+      this.newOrigins.clear()
+    }
+    const host = this.config.peerHostOf(this.currentSource)
+    const n = this.newOrigins.get(host) ?? 0
+    if (n >= NEW_ORIGINS_PER_SOURCE || (n === 0 && this.newOrigins.size >= MAX_SOLICITED_HOSTS)) return false
+    this.newOrigins.set(host, n + 1)
+    return true
+  }
+
   /** Whether the current sender is the node that wrote as `origin`, a live member at its own host. */
   private speaksForItself(origin: string): boolean {
     return originNodeName(origin) === this.currentFrom && this.isMemberAtItsHost()
   }
-
 
   /** Leg 1 at the responder: equal fingerprints end the exchange at O(1) cost. */
   private onProbe(nowMs: number, syncHi: number, syncLo: number, wmHi: number, wmLo: number, replyTo: string): void {
@@ -687,9 +712,11 @@ export class GossipEngine {
   }
 
   private applyDelta(nowMs: number, segments: readonly Segment[], from: string, replyTo: string): void {
+    const admitted = segments.filter((seg) => seg.entries.length === 0 || this.state.knowsOrigin(seg.origin) || this.admitsOrigin(nowMs, seg.origin))
+    if (admitted.length < segments.length) this.stats.drop('claim-refused', segments.length - admitted.length)
     const result = applySegments(
       this.state,
-      segments,
+      admitted,
       nowMs,
       this.maxAcceptableTs(nowMs),
       (e) => this.isBeyondHorizon(e, nowMs) && this.state.getEntry(e.key) === undefined,
@@ -816,8 +843,16 @@ export class GossipEngine {
       this.sendReset(nowMs, replyTo)
     }
     const maxTs = this.maxAcceptableTs(nowMs)
-    const accepted = entries.filter((e) => e.ts <= maxTs)
-    if (accepted.length < entries.length) this.stats.drop('clock-drift', entries.length - accepted.length)
+    const inTime = entries.filter((e) => e.ts <= maxTs)
+    if (inTime.length < entries.length) this.stats.drop('clock-drift', entries.length - inTime.length)
+    const admitted = new Map<string, boolean>()
+    const admits = (o: string): boolean => {
+      let yes = admitted.get(o)
+      if (yes === undefined) admitted.set(o, (yes = this.admitsOrigin(nowMs, o)))
+      return yes
+    }
+    const accepted = inTime.filter((e) => admits(e.origin))
+    if (accepted.length < inTime.length) this.stats.drop('claim-refused', inTime.length - accepted.length)
     // Claims no honest peer can make are refused and counted: a watermark ahead of our clock
     // plus the drift, a gc floor of a tombstone collected before the retention passed.
     const maxFloor = hlcFromPhysicalMs(nowMs + this.config.maxClockDriftMs - this.config.tombstoneRetentionMs)
@@ -871,6 +906,10 @@ export class GossipEngine {
     // Covered by our watermark: we hold it, or it was superseded (maybe by a
     // tombstone since collected). Either way it must change nothing.
     if (entry.ts <= this.state.watermark(entry.origin)) return
+    if (!this.admitsOrigin(nowMs, entry.origin)) {
+      this.stats.drop('claim-refused')
+      return
+    }
     this.clock.observe(entry.ts)
     if (this.state.merge(entry, nowMs, from) !== MergeOutcome.Applied) return
     this.stats.entriesApplied++
@@ -900,6 +939,8 @@ const MAX_STREAMS_PER_INTERVAL = 4
 const SOLICITED_WINDOW_MS = 10_000
 /** Hosts remembered for that (cleared whole beyond it: then every claim waits for the next exchange). */
 const MAX_SOLICITED_HOSTS = 4096
+/** New origins a sender that is not a member at its own host may introduce per gossip interval. */
+const NEW_ORIGINS_PER_SOURCE = 64
 
 function isWellFormed(s: string): boolean {
   for (let i = 0; i < s.length; i++) {

@@ -663,8 +663,9 @@ export class Membership {
 
   /**
    * An alive record one above the claim we hold about another member is its
-   * refutation, which may exceed the ceiling by the claim's own distance from
-   * it (the accuser's clock may run ahead of ours): up to twice the headroom.
+   * refutation. When the claim was made near the ceiling of an accuser whose
+   * clock runs ahead of ours, the refutation lies above our ceiling: it is
+   * taken up to the ceiling plus the headroom once more.
    */
   private isRefutationOfHeldClaim(nowMs: number, u: MemberUpdate): boolean {
     if (u.status !== MemberStatus.Alive || u.name === this.self) return false
@@ -681,8 +682,9 @@ export class Membership {
     const host = this.hostOf(this.source)
     const n = this.admitted.get(host) ?? 0
     if (n >= NEW_MEMBERS_PER_SOURCE) return false
-    // Bounded: at most one entry per source host heard from in the interval, cleared each interval.
-    if (this.admitted.size < MAX_ADMISSION_SOURCES || n > 0) this.admitted.set(host, n + 1)
+    // The map is bounded too: a source beyond MAX_ADMISSION_SOURCES in one interval introduces no one.
+    if (n === 0 && this.admitted.size >= MAX_ADMISSION_SOURCES) return false
+    this.admitted.set(host, n + 1)
     return true
   }
 

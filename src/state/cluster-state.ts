@@ -184,6 +184,11 @@ export class ClusterState {
     }
   }
 
+  /** Whether this node knows anything about `origin` (a watermark, an entry or a gc floor). */
+  knowsOrigin(origin: string): boolean {
+    return this.watermarks.has(origin) || this.logs.has(origin) || this.gcFloors.has(origin)
+  }
+
   /** All origins this node knows anything about, in name order (cached). */
   origins(): readonly string[] {
     if (this.sortedOrigins === undefined) {
