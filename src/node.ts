@@ -6,15 +6,13 @@ import { networkInterfaces } from 'node:os'
 import { engineConfig } from './engine/config.js'
 import { GossipEngine, type StateSnapshot, originNodeName } from './engine/engine.js'
 import type { EngineStats } from './engine/stats.js'
-import { ConfigError, KeyringError, NameConflictError, StoppedError } from './errors.js'
-import { tagsEncodedSize } from './codec/member-codec.js'
-import { DEFAULT_LIMITS } from './codec/limits.js'
+import { KeyringError, NameConflictError, StoppedError } from './errors.js'
 import { type Member as MemberRecord, STATUS_NAMES, type StatusName, type Tags, incarnationCeiling } from './membership/member.js'
 import type { MemberEvent as EngineMemberEvent, MemberEventType, NameConflict } from './membership/membership.js'
 import { PRESETS } from './membership/presets.js'
-import { STATE_HASH_TAG, type StartOptions, resolveOptions } from './options.js'
+import { STATE_HASH_TAG, type StartOptions, checkTags, resolveOptions } from './options.js'
 import { formatHostPort, hostOf, isUsableInetAddress, parseHostPort } from './runtime/address.js'
-import { type WireLimits, dropRefused, receiveInto, sendAll } from './runtime/transport.js'
+import { type WireLimits, receiveInto, sendAll } from './runtime/transport.js'
 import { type StreamRefusal, UdpTransport } from './runtime/udp-transport.js'
 import { type KeyInfo, parseKey } from './security/keyring.js'
 import { PacketSecurity, SALT_BYTES, sealOverhead, sealStreamOverhead } from './security/packet-security.js'
@@ -189,7 +187,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
                 preambleBytes: (first: number) => security.streamPreambleBytes(first),
                 openPreamble: (from: string, preamble: Buffer) => {
                   const opened = security.openStreamPreamble(preamble, Date.now())
-                  if (!opened.ok && holder.node !== undefined) dropRefused(holder.node.engine, from, opened.reason, opened.detail)
+                  if (!opened.ok && holder.node !== undefined) holder.node.engine.dropPacket(from, opened.reason, opened.detail)
                   return opened
                 },
               },
@@ -340,14 +338,7 @@ export class Grapevine extends EventEmitter<GrapevineEvents> {
   /** Publishes new tags for this member; they spread like any membership change. */
   setTags(tags: Record<string, string>): void {
     this.assertRunning()
-    // The same rules as the `tags` start option: peers refuse tags over maxTagsBytes, so they would never spread.
-    if (tags === null || typeof tags !== 'object' || Object.values(tags).some((v) => typeof v !== 'string')) {
-      throw new ConfigError('tags', 'tags must be an object of string values')
-    }
-    const published = this.announce === undefined ? tags : { ...tags, [STATE_HASH_TAG]: '0'.repeat(16) }
-    if (tagsEncodedSize(published) > DEFAULT_LIMITS.maxTagsBytes) {
-      throw new ConfigError('tags', `at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded${this.announce === undefined ? '' : `, including the ${STATE_HASH_TAG} tag`}`)
-    }
+    checkTags(tags, this.announce !== undefined)
     this.userTags = { ...tags }
     this.engine.setTags(Date.now(), this.publishedTags())
     this.flush()

@@ -4,7 +4,7 @@ import { DEFAULT_LIMITS } from './codec/limits.js'
 import { ENGINE_DEFAULTS } from './engine/config.js'
 import { tagsEncodedSize } from './codec/member-codec.js'
 import { ConfigError } from './errors.js'
-import { parseHostPort } from './runtime/address.js'
+import { isHostName, isWildcardHost, parseHostPort } from './runtime/address.js'
 import { parseKey } from './security/keyring.js'
 
 /** The member tag carrying a node's state hash (see `announceStateHash`). */
@@ -94,8 +94,6 @@ export const startOptionsSchema = z.strictObject({
 export type StartOptions = z.input<typeof startOptionsSchema>
 export type ResolvedOptions = z.output<typeof startOptionsSchema>
 
-const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
-
 /**
  * An address other nodes send to (`advertise`, a seed): a port other than 0
  * and an IP or a DNS name. `advertise` may not be a wildcard either: peers
@@ -104,9 +102,23 @@ const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[
 export function checkPeerAddress(text: string, option: string, kind: 'advertise' | 'seed'): void {
   const { host, port } = parseHostPort(text, option)
   if (port === 0) throw new ConfigError(option, `'${text}' has port 0; peers need the real port`)
-  const ip = isIP(host)
-  if (ip === 0 && !HOSTNAME.test(host)) throw new ConfigError(option, `'${text}' has no valid host (an IP address or a DNS name)`)
-  if (kind === 'advertise' && ip !== 0 && /^[0.:]+$/.test(host)) throw new ConfigError(option, `'${text}' is a wildcard address; advertise an address peers can reach`)
+  if (isIP(host) === 0 && !isHostName(host)) throw new ConfigError(option, `'${text}' has no valid host (an IP address or a DNS name)`)
+  if (kind === 'advertise' && isWildcardHost(host)) throw new ConfigError(option, `'${text}' is a wildcard address; advertise an address peers can reach`)
+}
+
+/**
+ * Tags peers will take: string values, at most maxTagsBytes encoded, the
+ * state-hash tag included when this node announces it (peers refuse larger
+ * tags, so they would never spread). For `tags` at start and `setTags` later.
+ */
+export function checkTags(tags: unknown, announceStateHash: boolean): void {
+  if (tags === null || typeof tags !== 'object' || Object.values(tags).some((v) => typeof v !== 'string')) {
+    throw new ConfigError('tags', 'tags must be an object of string values')
+  }
+  const published = announceStateHash ? { ...(tags as Record<string, string>), [STATE_HASH_TAG]: '0'.repeat(16) } : (tags as Record<string, string>)
+  if (tagsEncodedSize(published) > DEFAULT_LIMITS.maxTagsBytes) {
+    throw new ConfigError('tags', `at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded${announceStateHash ? `, including the ${STATE_HASH_TAG} tag` : ''}`)
+  }
 }
 
 export function resolveOptions(input: unknown): ResolvedOptions {
@@ -127,9 +139,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       throw new ConfigError(`encryption.keys[${i}]`, (err as Error).message)
     }
   })
-  if (o.announceStateHash && tagsEncodedSize({ ...o.tags, [STATE_HASH_TAG]: '0'.repeat(16) }) > DEFAULT_LIMITS.maxTagsBytes) {
-    throw new ConfigError('tags', `with announceStateHash, at most ${DEFAULT_LIMITS.maxTagsBytes} bytes encoded including the ${STATE_HASH_TAG} tag`)
-  }
+  checkTags(o.tags, o.announceStateHash)
   if (o.maxValueBytes > o.maxStreamBytes) throw new ConfigError('maxValueBytes', 'must not exceed maxStreamBytes')
   return o
 }

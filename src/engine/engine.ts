@@ -243,7 +243,8 @@ export class GossipEngine {
    */
   dropPacket(fromAddress: string, reason: DropReason, detail: string): void {
     this.stats.drop(reason)
-    if (reason === 'oversized' || reason === 'truncated' || reason === 'malformed' || reason === 'limit-exceeded') return
+    // Damage and replays (a duplicate says nothing about whether we can talk to that address) are only counted.
+    if (reason === 'oversized' || reason === 'truncated' || reason === 'malformed' || reason === 'limit-exceeded' || reason === 'replayed') return
     this.noteIncompatible(fromAddress, detail)
   }
 

@@ -33,8 +33,22 @@ export function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
-/** A DNS name: labels of letters, digits and hyphens, dot-separated, at most 253 characters. */
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+/** A DNS name (RFC 1123 labels: letters, digits and hyphens, dot-separated, at most 253 characters). */
+const HOSTNAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * Whether `host` is a DNS name. The one rule for the config (advertise,
+ * seeds), the decoder and the transport, so a node never advertises a name
+ * its peers refuse.
+ */
+export function isHostName(host: string): boolean {
+  return HOSTNAME.test(host)
+}
+
+/** Whether `host` is an IP wildcard (0.0.0.0, ::): a bind address, never a peer's. */
+export function isWildcardHost(host: string): boolean {
+  return isIP(host) !== 0 && /^[0.:]+$/.test(host)
+}
 
 /**
  * Whether a peer address read from the wire is one the real network can send
@@ -51,10 +65,8 @@ export function isUsableInetAddress(text: string): boolean {
     return false
   }
   if (hp.port === 0) return false
-  const family = isIP(hp.host)
-  if (family === 4) return hp.host !== '0.0.0.0'
-  if (family === 6) return !/^[0:]+$/.test(hp.host)
-  return !text.startsWith('[') && HOSTNAME.test(hp.host)
+  if (isIP(hp.host) !== 0) return !isWildcardHost(hp.host)
+  return !text.startsWith('[') && isHostName(hp.host)
 }
 
 /** The host of `host:port` or `[v6]:port` (the IP a source address comes from); the text itself when it has no port. */

@@ -1,5 +1,4 @@
 import type { GossipEngine } from '../engine/engine.js'
-import type { DropReason } from '../errors.js'
 import { type PacketSecurity, SEALED_MAGIC } from '../security/packet-security.js'
 
 /**
@@ -71,7 +70,7 @@ export function receiveInto(
   if (security !== undefined) {
     const opened = stream ? security.incomingStream(bytes, wire.streamBytes, nowMs) : security.incoming(bytes, wire.packetBytes, nowMs)
     if (opened.ok) engine.receive(nowMs, from, opened.bytes, stream)
-    else dropRefused(engine, from, opened.reason, opened.detail)
+    else engine.dropPacket(from, opened.reason, opened.detail)
   } else if (bytes.length > 0 && bytes[0] === SEALED_MAGIC) {
     engine.dropPacket(from, 'unknown-key', 'an encrypted packet, and this node has no keyring')
   } else {
@@ -79,13 +78,3 @@ export function receiveInto(
   }
 }
 
-/**
- * Counts a message packet security refused. A replay is only counted: a
- * duplicated datagram (or an attacker's copy) says nothing about whether we
- * can talk to that address, which the other reasons are said once in the
- * log for.
- */
-export function dropRefused(engine: GossipEngine, from: string, reason: DropReason, detail: string): void {
-  if (reason === 'replayed') engine.stats.drop(reason)
-  else engine.dropPacket(from, reason, detail)
-}

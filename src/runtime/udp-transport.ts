@@ -1,6 +1,6 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
-import { type HostPort, formatHostPort, parseHostPort } from './address.js'
+import { type HostPort, formatHostPort, isHostName, parseHostPort } from './address.js'
 import type { Transport, TransportHandlers } from './transport.js'
 
 
@@ -70,8 +70,6 @@ const DEFAULT_HEADER_TIMEOUT_MS = 2000
 const DEFAULT_MIN_BYTES_PER_SEC = 64 * 1024
 const DEFAULT_RATE_WINDOW_MS = 5000
 const DEFAULT_STREAMS_PER_IP = 4
-/** A DNS name, as a send target may be given one (RFC 1123 labels). */
-const HOSTNAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
 
 /** Tries at binding UDP and TCP to one OS-chosen port. */
 const PORT_ZERO_ATTEMPTS = 5
@@ -248,7 +246,7 @@ export class UdpTransport implements Transport {
       return undefined
     }
     const ip = net.isIP(t.host)
-    if (ip === 0 && !HOSTNAME.test(t.host)) {
+    if (ip === 0 && !isHostName(t.host)) {
       this.sendFailed(codedError(BAD_ADDRESS, `'${t.host}' is neither an IP address nor a host name`), `bad peer address ${to}`)
       return undefined
     }
