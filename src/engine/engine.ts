@@ -705,7 +705,7 @@ export class GossipEngine {
     if (!small.truncated) return { segments: small.segments, viaStream: undefined }
     const streamBudget = this.config.limits.maxStreamBytes - this.headerBytes - 16
     const big = deltaFor(this.state, page, streamBudget, this.random)
-    if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || !this.mayStream(nowMs, to)) {
+    if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || this.mayStream(nowMs, to) !== undefined) {
       return { segments: small.segments, viaStream: undefined }
     }
     const bytes = encodeParts(this.header, { type: MessageType.Delta, segments: big.segments })
@@ -755,43 +755,37 @@ export class GossipEngine {
   }
 
   /**
-   * Whether we may answer the current message with a stream (a full state or
+   * Why we may not answer the current message with a stream (undefined: we may) (a full state or
    * a bulk delta, up to maxStreamBytes for a few bytes in): at most one per
    * source address per gossip interval, and MAX_STREAMS_PER_INTERVAL in all.
    */
-  private mayStream(nowMs: number, to: string): boolean {
+  private mayStream(nowMs: number, to: string): 'unproven-destination' | 'rate-limited' | undefined {
     // Only to the sender itself, at its own host and the address its member record gives: a
     // plaintext request names its reply address, and a forged one would aim our full state
     // at a third party (reflection). A sender not yet a member is answered by datagrams.
-    const host = this.config.peerHostOf(this.currentSource)
-    if (!this.isMemberAtItsHost() || this.membership.get(this.currentFrom)!.address !== to) {
-      this.stats.drop('unproven-destination')
-      return false
-    }
+    if (!this.isMemberAtItsHost() || this.membership.get(this.currentFrom)!.address !== to) return 'unproven-destination'
     if (nowMs - this.streamIntervalStart >= this.config.gossipIntervalMs) {
       this.streamIntervalStart = nowMs
       this.streamsThisInterval = 0
     }
-    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) {
-      this.stats.drop('rate-limited')
-      return false
-    }
+    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) return 'rate-limited'
     // Per host, not per address: the source port is the sender's choice.
-    const key = host
-    const last = this.streamSentAt.get(key)
-    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) {
-      this.stats.drop('rate-limited')
-      return false
-    }
+    const host = this.config.peerHostOf(this.currentSource)
+    const last = this.streamSentAt.get(host)
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return 'rate-limited'
     if (this.streamSentAt.size >= 4096) this.streamSentAt.clear()
-    this.streamSentAt.set(key, nowMs)
+    this.streamSentAt.set(host, nowMs)
     this.streamsThisInterval++
-    return true
+    return undefined
   }
 
-  /** Sends our full state, if the stream limits allow. */
+  /** Sends our full state, if the stream limits allow (a refusal is a counted drop; a bulk delta refused falls back to datagrams). */
   private sendReset(nowMs: number, to: string): void {
-    if (!this.mayStream(nowMs, to)) return
+    const refused = this.mayStream(nowMs, to)
+    if (refused !== undefined) {
+      this.stats.drop(refused)
+      return
+    }
     const state = this.state
     const watermarks = new Map<string, number>()
     const gcFloors = new Map<string, number>()
