@@ -53,6 +53,10 @@ if (process.argv.includes('--hostile')) {
       `${r.templates} cases; crashes ${r.crashes}; failures ${r.failures.length}; cluster restarts ${r.restarts}\n` +
       `  drops: ${drops}\n  victims' RSS: start ${mib(r.rssStartBytes)}, end ${mib(r.rssEndBytes)}\n`,
   )
+  // RSS along the way, at every tenth of the volume: bounded means it levels off.
+  const series = r.rssSeries
+  const marks = series.filter((_, i) => series.length <= 10 || i % Math.ceil(series.length / 10) === 0 || i === series.length - 1)
+  process.stdout.write(`  RSS by messages sent: ${marks.map(([n, rss]) => `${n}: ${mib(rss)}`).join('; ')}\n`)
   process.exit(r.crashes > 0 || r.failures.length > 0 || rssGrew ? 1 : 0)
 }
 

@@ -175,14 +175,46 @@ describe('watermark claims (before: one forged Reset emptied a node, and writes 
     const { sim, nodes } = formed(16)
     const [victim, writer] = [nodes[0]!, nodes[1]!]
     const entry = { key: 'forged', ts: ahead(sim, 59 * SECOND), origin: writer.engine.origin, value: 'x', expiresAt: undefined }
-    const push: Message = { label: '', from: 'mallory', fromAddress: 'sim:attacker', type: MessageType.Push, hops: 0, prevTs: 0, entry }
-    sim.inject(victim, 'sim:attacker', encodeMessage(push), false)
+    // From a member at its own host (its writes are taken): the link still raises no watermark past our clock.
+    const third = nodes[2]!
+    const push: Message = { label: '', from: third.name, fromAddress: third.address, type: MessageType.Push, hops: 0, prevTs: 0, entry }
+    sim.inject(victim, third.address, encodeMessage(push), false)
     sim.runFor(10)
+    assert.equal(victim.engine.get(sim.now, 'forged')?.value, 'x')
     assert.ok(victim.engine.state.watermark(writer.engine.origin) <= hlcFromPhysicalMs(sim.now + 1))
     sim.set(writer, 'next', 'crosses')
     sim.runFor(5 * SECOND)
     assert.equal(victim.engine.get(sim.now, 'next')?.value, 'crosses')
   })
+
+  // Before: an outsider's push or Delta carrying one forged write of a live member's origin, dated
+  // now, raised the watermark over that member's writes still in flight; the digests then agreed
+  // and no exchange ever brought them (the hostile-peer suite lost a fresh write this way). Now an
+  // outsider's writes under a live member's origin are not taken at all (nor, so, spread unevenly).
+  for (const via of ['push', 'Delta'] as const) {
+    test(`a forged ${via} of a live member's origin dated now, from an outsider, hides none of its writes in flight`, () => {
+      const { sim, nodes } = formed(via === 'push' ? 17 : 18)
+      const [victim, writer] = [nodes[0]!, nodes[1]!]
+      const origin = writer.engine.origin
+      // The writer's next write is held up on its way (the writer is cut off for a moment).
+      sim.network.partition((i) => (i === 1 ? 1 : 0), nodes.length)
+      sim.set(writer, 'in-flight', 'arrives')
+      sim.runFor(200)
+      const entry = { key: 'forged', ts: hlcFromPhysicalMs(sim.now), origin, value: 'x', expiresAt: undefined }
+      const msg: Message =
+        via === 'push'
+          ? { label: '', from: 'mallory', fromAddress: 'sim:attacker', type: MessageType.Push, hops: 0, prevTs: 0, entry }
+          : { label: '', from: 'mallory', fromAddress: 'sim:attacker', type: MessageType.Delta, segments: [{ origin, upTo: entry.ts, entries: [entry] }] }
+      sim.inject(victim, 'sim:attacker', encodeMessage(msg), false)
+      sim.runFor(10)
+      assert.equal(victim.engine.get(sim.now, 'forged'), undefined, "an outsider's write under a live member's origin is not taken")
+      assert.equal(victim.engine.stats.dropped('claim-refused'), 1, 'refused and counted')
+      sim.network.heal()
+      sim.runFor(10 * SECOND)
+      for (const n of nodes) assert.equal(n.engine.get(sim.now, 'in-flight')?.value, 'arrives', `${n.name} holds the write`)
+      assert.ok(sim.converged())
+    })
+  }
 
   test('a claim beyond the clock plus the drift is refused even from a member in an exchange', () => {
     const { sim, nodes } = formed(13)
@@ -203,6 +235,33 @@ describe('watermark claims (before: one forged Reset emptied a node, and writes 
     sim.inject(victim, 'sim:ghost', encodeMessage(delta), false)
     sim.runFor(10)
     for (const k of ['a', 'b', 'c']) assert.equal(victim.engine.get(sim.now, k)?.value, k)
+  })
+})
+
+describe("speaking for a member from another host", () => {
+  test("acks naming a member, with sequence numbers it never received, do not make the sender's host the member's: its writes as that member stay refused", () => {
+    const sim = new Simulation({ seed: 31 })
+    const nodes = sim.addCluster(3)
+    sim.runFor(3 * SECOND)
+    const [victim, member] = [nodes[0]!, nodes[1]!]
+    // While the member cannot answer, the victim's probes of it stay open: acks with every small
+    // sequence number, again and again, would hit one if the numbers were counted up.
+    sim.freeze(member, 3 * SECOND)
+    for (let t = 0; t < 100; t++) {
+      for (let seq = 1; seq <= 400; seq++) {
+        const ack: Message = { label: '', from: member.name, fromAddress: 'sim:attacker', type: MessageType.Ack, seq, generation: 1, updates: [] }
+        sim.inject(victim, 'sim:attacker', encodeMessage(ack), false)
+      }
+      sim.runFor(20)
+    }
+    assert.ok(victim.engine.membership.get(member.name)!.status <= MemberStatus.Suspect, 'the member is live')
+    const entry = { key: 'as-member', ts: hlcFromPhysicalMs(sim.now), origin: member.engine.origin, value: 'x', expiresAt: undefined }
+    const push: Message = { label: '', from: member.name, fromAddress: member.address, type: MessageType.Push, hops: 0, prevTs: 0, entry }
+    const before = victim.engine.stats.dropped('claim-refused')
+    sim.inject(victim, 'sim:attacker', encodeMessage(push), false)
+    sim.runFor(10)
+    assert.equal(victim.engine.get(sim.now, 'as-member'), undefined)
+    assert.equal(victim.engine.stats.dropped('claim-refused'), before + 1)
   })
 })
 
@@ -248,6 +307,34 @@ describe('made-up origins', () => {
   })
 })
 
+describe('made-up origins', () => {
+  test("thousands of made-up origins do not hide live members' rows from the digest pages: a write missed by its push crosses in seconds (before: half a minute)", () => {
+    const sim = new Simulation({ seed: 21, engine: { eagerPush: false } })
+    const nodes = sim.addCluster(3)
+    sim.runFor(2 * SECOND)
+    const [a, b, writer] = [nodes[0]!, nodes[1]!, nodes[2]!]
+    // A member (no per-source bound applies) hands both others 3,000 origins with one write each.
+    for (let k = 0; k < 3000; k += 30) {
+      const segments = Array.from({ length: 30 }, (_, i) => ({
+        origin: `ghost-${k + i}~1`,
+        upTo: 0,
+        entries: [{ key: `ghost/${k + i}`, ts: hlcFromPhysicalMs(sim.now), origin: `ghost-${k + i}~1`, value: 'g', expiresAt: undefined }],
+      }))
+      const m: Message = { label: '', from: writer.name, fromAddress: writer.address, type: MessageType.Delta, segments }
+      for (const to of [a, b]) sim.inject(to, writer.address, encodeMessage(m), true)
+    }
+    sim.runFor(10 * SECOND)
+    assert.ok(a.engine.state.origins().length >= 3000)
+    const times: number[] = []
+    for (let i = 0; i < 5; i++) {
+      sim.set(writer, `fresh/${i}`, 'x')
+      const took = sim.runUntilTrue(() => a.engine.get(sim.now, `fresh/${i}`) !== undefined && b.engine.get(sim.now, `fresh/${i}`) !== undefined, 120 * SECOND, 50)
+      times.push(took ?? Infinity)
+    }
+    assert.ok(Math.max(...times) <= 10 * SECOND, `fresh writes crossed after ${times.join(', ')} ms`)
+  })
+})
+
 describe('made-up members', () => {
   test('one source introduces at most 256 new members per probe interval (before: 200,000)', () => {
     const sim = new Simulation({ seed: 8 })
@@ -266,6 +353,32 @@ describe('made-up members', () => {
     const admitted = victim.engine.membership.list().length - before
     assert.ok(admitted <= 256, `admitted ${admitted}`)
     assert.equal(victim.engine.stats.dropped('claim-refused'), 6400 - admitted)
+  })
+
+  test('a flood of made-up members does not take the gossip targets: a fresh write still crosses at once (before: tens of seconds)', () => {
+    const sim = new Simulation({ seed: 9 })
+    const nodes = sim.addCluster(2)
+    sim.runFor(2 * SECOND)
+    const [a, b] = [nodes[0]!, nodes[1]!]
+    // 256 made-up members per probe interval, each at an address that never answers, to both nodes.
+    for (let round = 0; round < 8; round++) {
+      for (const victim of [a, b]) {
+        const updates = Array.from({ length: 256 }, (_, i) =>
+          aliveUpdate({ name: `fake-${round}-${i}`, address: `sim:fake-${round}-${i}`, generation: 1, incarnation: 1, tags: NO_TAGS }),
+        )
+        for (let k = 0; k < 256; k += 32) {
+          const m: Message = { label: '', from: 'attacker', fromAddress: 'sim:attacker', type: MessageType.MemberGossip, updates: updates.slice(k, k + 32) }
+          sim.inject(victim, 'sim:attacker', encodeMessage(m), false)
+        }
+      }
+      sim.runFor(1100)
+    }
+    assert.ok(a.engine.membership.list().length > 1000, `made-up members held: ${a.engine.membership.list().length}`)
+    for (const [from, to, key] of [[a, b, 'from-a'], [b, a, 'from-b']] as const) {
+      sim.set(from, key, 'x')
+      const took = sim.runUntilTrue(() => to.engine.get(sim.now, key) !== undefined, 60 * SECOND, 10)
+      assert.ok(took !== undefined && took <= 3 * SECOND, `${key} crossed after ${took} ms`)
+    }
   })
 })
 

@@ -23,40 +23,7 @@ import { Grapevine, generateKey } from '../src/index.js'
 import { parseHostPort } from '../src/runtime/address.js'
 import { keyIdOf, parseKey } from '../src/security/keyring.js'
 import { waitFor } from '../src/util/wait.js'
-import { cli, startAgent, stopAgent } from './helpers/agent-process.js'
-
-interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  text: string
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whatever JSON the route documents
-  json: any
-}
-
-/** One request with the path sent exactly as written (no URL normalisation) and any headers, Host included. */
-function call(address: string, method: string, target: string, options: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
-  const { host, port } = parseHostPort(address, 'address')
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, method, path: target, agent: false, headers: { connection: 'close', ...options.headers } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          json = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
-      })
-    })
-    req.on('error', reject)
-    // Every answer here is short: a request left hanging (a stream that should have been refused) fails instead.
-    req.setTimeout(10_000, () => req.destroy(new Error(`no complete answer to ${method} ${target} within 10 s`)))
-    req.end(options.body)
-  })
-}
+import { type Reply, cli, rawRequest as call, startAgent, stopAgent } from './helpers/agent-process.js'
 
 const dirs: string[] = []
 function tmp(): string {

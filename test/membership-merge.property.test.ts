@@ -96,16 +96,17 @@ describe('member table', () => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant('set' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), inc: fc.nat(3), status: fc.constantFrom(0, 1, 2, 3) }),
     fc.record({ kind: fc.constant('remove' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
-    fc.record({ kind: fc.constant('heard' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), at: fc.nat(1000) }),
+    fc.record({ kind: fc.constant('heard' as const), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), at: fc.nat(1000), atItsHost: fc.boolean() }),
   )
 
-  test('counts, size, fingerprint, slots and heard times agree with the contents after any changes, from any base', () => {
+  test('counts, size, fingerprint, slots, heard times and the members heard at their host agree with the contents after any changes, from any base', () => {
     fc.assert(
       fc.property(fc.subarray(['a', 'b', 'c']), fc.array(op, { maxLength: 40 }), (baseNames, ops) => {
         const table = new MemberTable(new SharedMembers(baseNames.map(known)))
         const model = new Map<string, Member>(baseNames.map((n) => [n, known(n)]))
         // Heard times: kept while the member stays, forgotten when it is removed, never noted for a stranger.
         const heard = new Map<string, number>()
+        const atHost = new Set<string>()
         for (const o of ops) {
           if (o.kind === 'set') {
             const m = { ...known(o.name), incarnation: o.inc, status: o.status as MemberStatus }
@@ -115,13 +116,26 @@ describe('member table', () => {
             table.remove(o.name)
             model.delete(o.name)
             heard.delete(o.name)
+            atHost.delete(o.name)
           } else {
-            const m = table.noteHeard(o.name, o.at)
+            const m = table.noteHeard(o.name, o.at, o.atItsHost)
             assert.deepEqual(m, model.get(o.name))
-            if (model.has(o.name)) heard.set(o.name, o.at)
+            if (model.has(o.name)) {
+              heard.set(o.name, o.at)
+              if (o.atItsHost) atHost.add(o.name)
+              else atHost.delete(o.name)
+            }
           }
         }
         for (const n of ['a', 'b', 'c', 'd', 'e']) assert.equal(table.heardAt(n), heard.get(n), `heard time of ${n}`)
+        // randomHeard only ever returns a member whose last message came from its host, and finds each such one.
+        const random = new SeededRandom(7)
+        const found = new Set<string>()
+        for (let i = 0; i < 200; i++) {
+          const m = table.randomHeard(random, () => true)
+          if (m !== undefined) found.add(m.name)
+        }
+        assert.deepEqual([...found].sort(), [...atHost].sort())
         assert.equal(table.size, model.size)
         assert.deepEqual([...table].map((m) => m.name).sort(), [...model.keys()].sort())
         const fp = new SetFingerprint()

@@ -25,7 +25,7 @@ import { parseHostPort } from '../src/runtime/address.js'
 import { Keyring } from '../src/security/keyring.js'
 import { PacketSecurity, SALT_BYTES } from '../src/security/packet-security.js'
 import { waitFor } from '../src/util/wait.js'
-import { frame, sendAllButLast } from './helpers/stream-attack.js'
+import { frame, sendAllButLast, slowloris } from './helpers/stream-attack.js'
 
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname
 
@@ -50,44 +50,6 @@ function refused(n: Grapevine, reason: string): number {
   return (n.streamRefusalsByReason as ReadonlyMap<string, number>).get(reason) ?? 0
 }
 
-
-/**
- * Keeps `count` connections from `localAddress` open against `target`: each
- * sends a length of 1 MiB, then a byte every 100 ms (0x68, the sealed magic,
- * so an encrypted node waits for a preamble that never completes). A closed
- * one is opened again after 50 ms. Stops (and closes everything) when
- * `stop` is called.
- */
-function slowloris(target: string, localAddress: string, count: number): { stop: () => Promise<void> } {
-  const { host, port } = parseHostPort(target, 'target')
-  let running = true
-  const sockets = new Set<net.Socket>()
-  const one = async (): Promise<void> => {
-    while (running) {
-      const s = net.connect({ host, port, localAddress })
-      sockets.add(s)
-      s.on('error', () => {})
-      let closed = false
-      s.once('close', () => (closed = true))
-      s.write(frame(1 << 20))
-      for (let t = 0; running && !closed && t < 600; t++) {
-        s.write(Buffer.from([0x68]))
-        await sleep(100)
-      }
-      s.destroy()
-      sockets.delete(s)
-      await sleep(50)
-    }
-  }
-  const loops = Array.from({ length: count }, () => one())
-  return {
-    stop: async () => {
-      running = false
-      for (const s of sockets) s.destroy()
-      await Promise.all(loops)
-    },
-  }
-}
 
 describe('hostile peers on loopback', () => {
   test('a Ping to be answered at port 0 does not crash the node; the refused send is counted', async () => {

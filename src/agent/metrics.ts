@@ -128,6 +128,17 @@ export class AgentMetrics {
       },
     })
     new Gauge({
+      name: 'grapevine_unsendable',
+      help: 'Messages of ours not sent: over the datagram limit where no stream may carry them (datagram), a full state beyond the stream limit (reset)',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        const s = stats()
+        this.set({ kind: 'datagram' }, s.unsendable)
+        this.set({ kind: 'reset' }, s.resetsTooLarge)
+      },
+    })
+    new Gauge({
       name: 'grapevine_network_errors',
       help: 'Transient network errors, by code',
       labelNames: ['code'],

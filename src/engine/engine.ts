@@ -296,8 +296,9 @@ export class GossipEngine {
   }
 
   private push(entry: Entry, prevTs: number, hops: number, exclude: string | undefined): void {
-    // A write too large for a datagram is left to anti-entropy, which streams it.
-    if (entryBodySize(entry) + stringSize(entry.origin) + 2 * varintSize(entry.ts) + 2 > this.bodyBudget) return
+    // A write too large for a datagram is left to anti-entropy, which streams it. The exact size
+    // of the relay: a forwarded push carries its sender's hops and link, up to 8 bytes each.
+    if (entryBodySize(entry) + stringSize(entry.origin) + varintSize(prevTs) + varintSize(hops) > this.bodyBudget) return
     const bytes = encodeParts(this.header, { type: MessageType.Push, hops, prevTs, entry })
     for (const to of this.membership.gossipAddresses(this.config.fanout, exclude)) {
       this.send(to, bytes, MessageType.Push, false)
@@ -416,16 +417,22 @@ export class GossipEngine {
   }
 
   private send(to: string, bytes: Buffer, type: MessageType, stream: boolean): void {
+    // Every path sizes its datagrams; this is the one place that makes sure, so a peer never
+    // counts ours as oversized whatever hostile values they relay (hops, links, sequence numbers).
+    if (!stream && bytes.length > this.config.limits.maxPacketBytes) {
+      this.stats.unsendable++
+      return
+    }
     this.outbox.push({ to, bytes, stream })
     this.stats.sent(type, bytes.length, stream)
   }
 
-  /** Encodes and sends a membership message; one over the datagram limit goes by stream when allowed, else is counted and dropped. */
+  /** Encodes and sends a membership message; one over the datagram limit goes by stream when allowed, else is counted (`unsendable`) and not sent. */
   private sendBody(to: string, body: MessageBody, allowStream: boolean): void {
     const bytes = encodeParts(this.header, body)
     const stream = bytes.length > this.config.limits.maxPacketBytes
     if (stream && (!allowStream || bytes.length > this.config.limits.maxStreamBytes)) {
-      this.stats.drop('oversized')
+      this.stats.unsendable++
       return
     }
     this.send(to, bytes, body.type, stream)
@@ -506,7 +513,7 @@ export class GossipEngine {
   }
 
   private handle(nowMs: number, msg: Message, replyTo: string): void {
-    this.membership.heardFrom(nowMs, msg.from, replyTo)
+    this.membership.heardFrom(nowMs, msg.from, replyTo, this.currentSource)
     this.state.advance(nowMs)
     switch (msg.type) {
       case MessageType.Probe:
@@ -554,7 +561,7 @@ export class GossipEngine {
    * crowd real peers out of the map.
    */
   private noteSolicitedReply(nowMs: number, to: string): void {
-    if (this.isMemberAtItsHost() && this.config.peerHostOf(to) === this.config.peerHostOf(this.currentSource)) this.noteSolicited(nowMs, to)
+    if (this.isMemberAtItsHost() && this.config.peerHostOf(to) === this.config.peerHostOf(this.membership.get(this.currentFrom)!.address)) this.noteSolicited(nowMs, to)
   }
 
   /** Notes that we opened or continued an exchange with `to`: its answers may carry claims we believe. */
@@ -589,15 +596,16 @@ export class GossipEngine {
    * does not carry a newer version of, and a forged upTo hides no write.
    */
   private isSolicited(nowMs: number): boolean {
-    const at = this.solicitedAt.get(this.config.peerHostOf(this.currentSource))
-    if (at === undefined || nowMs - at > this.solicitedWindowMs) return false
-    return this.isMemberAtItsHost()
+    if (!this.isMemberAtItsHost()) return false
+    // Keyed by where we sent: the member's advertised host (its answers may come from another of its addresses).
+    const at = this.solicitedAt.get(this.config.peerHostOf(this.membership.get(this.currentFrom)!.address))
+    return at !== undefined && nowMs - at <= this.solicitedWindowMs
   }
 
-  /** Whether the current message names a live member and comes from that member's own host. */
+  /** Whether the current message names a live member and comes from that member's own host (Membership.speaksFromItsHost). */
   private isMemberAtItsHost(): boolean {
     const m = this.membership.get(this.currentFrom)
-    return m !== undefined && m.status <= MemberStatus.Suspect && this.config.peerHostOf(m.address) === this.config.peerHostOf(this.currentSource)
+    return m !== undefined && m.status <= MemberStatus.Suspect && this.membership.speaksFromItsHost(m, this.currentSource)
   }
 
   /**
@@ -605,12 +613,35 @@ export class GossipEngine {
    * claim, newest write of origin it carries) => believed`; undefined: in
    * full (an exchange we took part in). From anyone else, in full when the
    * origin speaks for itself, else up to the newest write of the origin the
-   * message carries (writes themselves come from anyone in plaintext:
+   * message carries, and only if the sender may vouch for that origin at all
+   * (`vouchesFor`; writes themselves come from anyone in plaintext:
    * THREAT_MODEL.md). Whatever is believed is applied up to `claimCap` only.
    */
   private claimBeliever(nowMs: number): ((origin: string, claim: number, newestCarried: number) => number) | undefined {
     if (this.isSolicited(nowMs)) return undefined
-    return (origin, claim, newest) => (this.speaksForItself(origin) ? claim : Math.min(claim, newest))
+    return (origin, claim, newest) => (this.speaksForItself(origin) ? claim : this.vouchesFor(origin) ? Math.min(claim, newest) : 0)
+  }
+
+  /**
+   * Whether the current sender may speak for `origin` at all, with writes or
+   * with claims no exchange of ours asked for (a segment's `upTo`, a push's
+   * link): a live member at its own host, or anyone about an origin whose
+   * node is not a live member (nor us). A live member's writes reach us
+   * from it or through other members, never only from an outsider. Before,
+   * an outsider's forged write of a live member's origin dated now, with a
+   * link from nothing, raised our watermark over that member's writes still
+   * in flight to us, and no exchange ever brought them (the digests agreed);
+   * and a forged write that only we held, above a watermark nobody raised,
+   * was never offered to anyone: the nodes differed for good. An origin no
+   * live member writes as has no writes in flight, and believing its links
+   * keeps made-up origins from being offered again in every exchange.
+   */
+  private vouchesFor(origin: string): boolean {
+    if (this.isMemberAtItsHost()) return true
+    const node = originNodeName(origin)
+    if (node === this.name) return false
+    const m = this.membership.get(node)
+    return m === undefined || m.status > MemberStatus.Suspect
   }
 
   /**
@@ -626,16 +657,19 @@ export class GossipEngine {
   }
 
   /**
-   * Whether the current message may bring writes of `origin`. Any origin we
-   * know, and any from a member speaking from its own host; from anyone else,
-   * at most NEW_ORIGINS_PER_SOURCE new origins per source host per gossip
-   * interval. Every origin takes room in each digest page, and one no member
-   * ever vouches for is offered again in every exchange, so a flood of writes
-   * under made-up origins would dilute anti-entropy for everyone
+   * Whether the current message may bring writes of `origin`. Any, from a
+   * live member speaking from its own host. From anyone else: none of a live
+   * member's origin (or ours; see `vouchesFor`), any other origin we know,
+   * and at most NEW_ORIGINS_PER_SOURCE new origins per source host per
+   * gossip interval. Every origin takes room in each digest page, and one no
+   * member ever vouches for is offered again in every exchange, so a flood
+   * of writes under made-up origins would dilute anti-entropy for everyone
    * (THREAT_MODEL.md). Refused writes are counted (`claim-refused`).
    */
   private admitsOrigin(nowMs: number, origin: string): boolean {
-    if (this.state.knowsOrigin(origin) || this.isMemberAtItsHost()) return true
+    if (this.isMemberAtItsHost()) return true
+    if (!this.vouchesFor(origin)) return false
+    if (this.state.knowsOrigin(origin)) return true
     if (nowMs - this.newOriginsWindowStart >= this.config.gossipIntervalMs) {
       this.newOriginsWindowStart = nowMs
       this.newOrigins.clear()
@@ -645,6 +679,30 @@ export class GossipEngine {
     if (n >= NEW_ORIGINS_PER_SOURCE || (n === 0 && this.newOrigins.size >= MAX_SOLICITED_HOSTS)) return false
     this.newOrigins.set(host, n + 1)
     return true
+  }
+
+  /**
+   * Where an opening page starts when the origins do not fit one page: a
+   * quarter each at our origin, at the prober's, at a random live member's
+   * (those heard from their own host preferred), and at a random origin.
+   * The writes of the two parties and of live members are the ones in
+   * flight; with every origin equally likely, a flood of made-up origins
+   * (a row each) made a live member's row as rare in the pages as a made-up
+   * one, and a fresh write that missed its push waited half a minute for a
+   * page that held its origin. Each origin still has its turn.
+   */
+  private pageStart(): string | undefined {
+    const r = this.random.next()
+    if (r < 0.25) return this.origin
+    if (r < 0.5) {
+      const m = this.membership.get(this.currentFrom)
+      return m === undefined ? undefined : originId(m.name, m.generation)
+    }
+    if (r < 0.75) {
+      const m = this.membership.randomLivePeer()
+      return m === undefined ? undefined : originId(m.name, m.generation)
+    }
+    return undefined
   }
 
   /** Whether the current sender is the node that wrote as `origin`, a live member at its own host. */
@@ -657,7 +715,7 @@ export class GossipEngine {
     if (this.state.syncFingerprint.equals(syncHi, syncLo) && this.state.watermarkFingerprint.equals(wmHi, wmLo)) return
     this.stats.reconciliations++
     this.noteSolicitedReply(nowMs, replyTo)
-    const page = openingDigestPage(this.state, this.bodyBudget, this.random)
+    const page = openingDigestPage(this.state, this.bodyBudget, this.random, this.pageStart())
     this.send(replyTo, encodeParts(this.header, { type: MessageType.Digest, page }), MessageType.Digest, false)
   }
 
@@ -713,7 +771,7 @@ export class GossipEngine {
   }
 
   private applyDelta(nowMs: number, segments: readonly Segment[], from: string, replyTo: string): void {
-    const admitted = segments.filter((seg) => seg.entries.length === 0 || this.state.knowsOrigin(seg.origin) || this.admitsOrigin(nowMs, seg.origin))
+    const admitted = segments.filter((seg) => seg.entries.length === 0 || this.admitsOrigin(nowMs, seg.origin))
     if (admitted.length < segments.length) this.stats.drop('claim-refused', segments.length - admitted.length)
     const result = applySegments(
       this.state,

@@ -68,11 +68,16 @@ export function digestPage(state: ClusterState, start: string, end: string | und
 }
 
 /**
- * A digest page to open a reconciliation: all origins if they fit, else a
- * window of the name circle starting at a random origin and wrapping around,
- * so every origin is equally likely to be covered.
+ * A digest page to open a reconciliation: the whole circle of origin names
+ * from `startAt` (whether we hold that origin or not), cut to the budget;
+ * without it, all origins if they fit, else a window starting at a random
+ * origin and wrapping around, so every origin is equally likely to be
+ * covered. The peer answers for the same range, from its start: where the
+ * range starts decides what a peer with more origins than fit its half of
+ * the answer covers.
  */
-export function openingDigestPage(state: ClusterState, budget: number, random: Random): DigestPage {
+export function openingDigestPage(state: ClusterState, budget: number, random: Random, startAt?: string): DigestPage {
+  if (startAt !== undefined) return digestPage(state, startAt, startAt, budget)
   const full = digestPage(state, '', undefined, budget)
   if (full.end === undefined) return full
   const origins = state.origins()

@@ -71,6 +71,13 @@ export class EngineStats {
   pushesSent = 0
   /** A reset we could not send because the full state exceeded the stream limit. */
   resetsTooLarge = 0
+  /**
+   * Messages of ours not sent because they exceed the datagram limit where no
+   * stream may carry them (e.g. a membership record at the size limits with
+   * our longer header). Outbound, so not among the drops, which count what
+   * we received.
+   */
+  unsendable = 0
 
   drop(reason: DropReason, n = 1): void {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + n)

@@ -39,9 +39,11 @@ const EMPTY = new SharedMembers([])
  * later, so a random slot costs O(1) without a per-node array of all members.
  *
  * It also keeps when we last heard from each member: every received message
- * notes its sender (`noteHeard`), so the times sit in a map of their own
- * keyed by the table's name strings, with small integers as values (no
+ * notes its sender (`noteHeard`), so the times sit in a structure of their
+ * own keyed by the table's name strings, with numbers as values (no
  * allocation per message: the simulator runs this for ten thousand nodes).
+ * The members whose last message came from their own host can be sampled in
+ * O(1) (`randomHeard`): gossip prefers them (see Membership.pickLive).
  */
 export class MemberTable {
   private readonly base: SharedMembers
@@ -53,8 +55,14 @@ export class MemberTable {
   private readonly counts: number[]
   private readonly fp: SetFingerprint
   private sizeNow: number
-  /** When we last heard from each member, in the caller's units. */
-  private readonly heard = new Map<string, number>()
+  /**
+   * Slot of each member heard from in `heardNames` and `heardCodes`
+   * (swap-removed, so a random one costs O(1)). A code is the time times two,
+   * plus one if the member last spoke from its own host.
+   */
+  private readonly heardSlot = new Map<string, number>()
+  private readonly heardNames: string[] = []
+  private readonly heardCodes: number[] = []
 
   constructor(base: SharedMembers = EMPTY) {
     this.base = base
@@ -106,7 +114,7 @@ export class MemberTable {
     this.counts[cur.status]!--
     this.fp.toggle(...memberHash(cur))
     this.sizeNow--
-    this.heard.delete(name)
+    this.forgetHeard(name)
     this.overlay.set(name, null)
     if (!this.base.byName.has(name)) {
       // Keep the name in `added` (skipped while absent) so slot order stays put.
@@ -122,20 +130,61 @@ export class MemberTable {
   }
 
   /**
-   * A message came from `name`: stamps when (`at`, in the caller's units)
-   * and returns the member, or undefined (and stamps nothing) if we do not
-   * hold it.
+   * A message named `name` as its sender: stamps when (`at`, in the caller's
+   * units) and whether it came from the member's own host, and returns the
+   * member, or undefined (and stamps nothing) if we do not hold it.
    */
-  noteHeard(name: string, at: number): Member | undefined {
+  noteHeard(name: string, at: number, atItsHost: boolean): Member | undefined {
     const m = this.get(name)
+    if (m === undefined) return undefined
     // Keyed by the record's own string: the sender's name was decoded from the packet, a fresh copy.
-    if (m !== undefined) this.heard.set(m.name, at)
+    const code = at * 2 + (atItsHost ? 1 : 0)
+    const slot = this.heardSlot.get(m.name)
+    if (slot !== undefined) this.heardCodes[slot] = code
+    else {
+      this.heardSlot.set(m.name, this.heardNames.length)
+      this.heardNames.push(m.name)
+      this.heardCodes.push(code)
+    }
     return m
+  }
+
+  private forgetHeard(name: string): void {
+    const slot = this.heardSlot.get(name)
+    if (slot === undefined) return
+    const last = this.heardNames.length - 1
+    if (slot !== last) {
+      const moved = this.heardNames[last]!
+      this.heardNames[slot] = moved
+      this.heardCodes[slot] = this.heardCodes[last]!
+      this.heardSlot.set(moved, slot)
+    }
+    this.heardNames.pop()
+    this.heardCodes.pop()
+    this.heardSlot.delete(name)
   }
 
   /** When we last heard from `name` (as given to `noteHeard`), or undefined. */
   heardAt(name: string): number | undefined {
-    return this.heard.get(name)
+    const slot = this.heardSlot.get(name)
+    return slot === undefined ? undefined : Math.floor(this.heardCodes[slot]! / 2)
+  }
+
+  /**
+   * A uniformly random member whose last message came from its own host and
+   * that satisfies `accept`, or undefined after a few unlucky tries (no scan:
+   * the caller falls back to `random`).
+   */
+  randomHeard(random: Random, accept: (m: Member) => boolean): Member | undefined {
+    const n = this.heardNames.length
+    if (n === 0) return undefined
+    for (let tries = 0; tries < 8; tries++) {
+      const i = randomInt(random, n)
+      if (this.heardCodes[i]! % 2 === 0) continue
+      const m = this.get(this.heardNames[i]!)
+      if (m !== undefined && accept(m)) return m
+    }
+    return undefined
   }
 
   /** Number of sampling slots (some may be empty). */

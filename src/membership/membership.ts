@@ -224,6 +224,8 @@ export class Membership {
   private incarnation: number
   private tags: Tags
   private seq = 0
+  /** Hosts members answered our probes from, where that is not the host they advertise (see speaksFromItsHost). */
+  private readonly answeredFrom = new Map<string, string>()
   private readonly probes = new Map<number, Probe>()
   /** Seq of the probe in flight per target (at most one each). */
   private readonly probeByTarget = new Map<string, number>()
@@ -626,11 +628,18 @@ export class Membership {
 
   // ---- messages ------------------------------------------------------------
 
-  /** Every message from a peer: when we last heard from it; a member we hold a claim against is told it, so it can refute. */
-  heardFrom(nowMs: number, name: string, address: string): void {
+  /**
+   * Every message from a peer (`address` its reply address, `source` where it
+   * came from): when we last heard from it, and whether from its own host
+   * (anyone can put a name in a packet; members that spoke from their host
+   * are preferred as gossip targets); a member we hold a claim against is
+   * told it, so it can refute.
+   */
+  heardFrom(nowMs: number, name: string, address: string, source: string = address): void {
     if (name === this.self || this.phase === 'conflict') return
-    const m = this.table.noteHeard(name, Math.floor(nowMs) - this.heardEpochMs)
-    if (m === undefined) return
+    const known = this.table.get(name)
+    if (known === undefined) return
+    const m = this.table.noteHeard(name, Math.floor(nowMs) - this.heardEpochMs, this.speaksFromItsHost(known, source))!
     // A member that speaks while we hold a claim against it hears the claim, so it can refute:
     // suspect, dead or left (a claim may have reached us by a member sync, which is not passed
     // on, or from a third party that told no one else), or alive at another address than the one
@@ -688,6 +697,32 @@ export class Membership {
     return true
   }
 
+  /**
+   * Whether a message from `source` may speak for member `m`: it comes from
+   * the host `m` advertises, or from the host `m` last answered one of our
+   * probes from (a node bound to every interface sends from whichever
+   * address routes to us, which need not be the one it advertises; the
+   * answer echoes a random sequence number only the receiver of our Ping
+   * knows, so it proves that host is the member's).
+   */
+  speaksFromItsHost(m: Member, source: string): boolean {
+    const host = this.hostOf(source)
+    return this.hostOf(m.address) === host || this.answeredFrom.get(m.name) === host
+  }
+
+  private noteAnsweredFrom(name: string, source: string): void {
+    const m = this.table.get(name)
+    if (m === undefined) return
+    const host = this.hostOf(source)
+    if (host === this.hostOf(m.address)) {
+      this.answeredFrom.delete(name)
+      return
+    }
+    // Bounded by the members (a removed member's entry goes with it: reap); cleared whole beyond that.
+    if (this.answeredFrom.size >= this.table.size + 64) this.answeredFrom.clear()
+    this.answeredFrom.set(name, host)
+  }
+
   private hostOf(address: string): string {
     return this.config.peerHostOf === undefined ? address : this.config.peerHostOf(address)
   }
@@ -725,6 +760,7 @@ export class Membership {
         const probe = this.probes.get(msg.seq)
         // From the target itself, or relayed by a helper we asked.
         if (probe !== undefined && (msg.from === probe.target || probe.helperNames.includes(msg.from))) {
+          if (msg.from === probe.target) this.noteAnsweredFrom(probe.target, source)
           this.deleteProbe(msg.seq, probe)
           if (probe.kind === 'round') this.adjustAwareness(-1)
           // It answered: whatever others say, we will not declare it dead.
@@ -817,7 +853,10 @@ export class Membership {
 
   private startProbe(nowMs: number, m: Member, kind: ProbeKind): void {
     if (this.probeByTarget.has(m.name)) return
-    const seq = ++this.seq
+    // Random, not counted: a direct answer proves where the member answers from (answeredFrom),
+    // so it must not be guessable by someone who never received the Ping.
+    let seq = 1 + randomInt(this.random, 2 ** 31 - 1)
+    while (this.probes.has(seq)) seq = 1 + randomInt(this.random, 2 ** 31 - 1)
     this.probeByTarget.set(m.name, seq)
     const t = this.timing
     this.probes.set(seq, {
@@ -1088,6 +1127,7 @@ export class Membership {
       if (cur === undefined || cur.since !== since || (cur.status !== MemberStatus.Dead && cur.status !== MemberStatus.Left)) continue
       if (name === this.self) continue
       this.table.remove(name)
+      this.answeredFrom.delete(name)
       this.suspicions.delete(name)
       this.lastChangeMs = nowMs
       this.events.push({ type: 'reaped', member: cur, previous: cur })
@@ -1117,7 +1157,16 @@ export class Membership {
   // ---- peer selection ----------------------------------------------------------
 
   /** Up to `k` distinct random live members (alive or suspect), not us, not `exclude`; `alsoAccept` widens the choice. */
-  private pickLive(k: number, exclude: string | undefined, alsoAccept?: (m: Member) => boolean): Member[] {
+  /**
+   * `k` distinct live members at random (and those `alsoAccept` takes).
+   * With `preferHeard`, each pick is, half of the time, among the members
+   * whose last message came from their own host: anyone may announce members, and a
+   * flood of made-up ones (at addresses that never answer) took nearly every
+   * gossip target until each was probed and found dead, one per probe
+   * interval; a fresh write took 40 s to cross a two-node cluster. Half
+   * keeps every live member a target, heard from or not yet.
+   */
+  private pickLive(k: number, exclude: string | undefined, alsoAccept?: (m: Member) => boolean, preferHeard = false): Member[] {
     const out: Member[] = []
     const chosen = new Set<string>()
     const accept = (m: Member): boolean =>
@@ -1128,12 +1177,17 @@ export class Membership {
     const available = this.livePeers
     for (let i = 0; i < k; i++) {
       if (alsoAccept === undefined && chosen.size >= available) break
-      const m = this.table.random(this.random, accept)
+      const m = (preferHeard && this.random.next() < 0.5 ? this.table.randomHeard(this.random, accept) : undefined) ?? this.table.random(this.random, accept)
       if (m === undefined) break
       chosen.add(m.name)
       out.push(m)
     }
     return out
+  }
+
+  /** A random live member other than us (those whose last message came from their own host preferred, as for gossip), or undefined. */
+  randomLivePeer(): Member | undefined {
+    return this.phase === 'conflict' ? undefined : this.pickLive(1, undefined, undefined, true)[0]
   }
 
   /**
@@ -1143,7 +1197,7 @@ export class Membership {
    */
   gossipAddresses(k: number, exclude?: string, includeDead = false): string[] {
     if (this.phase === 'conflict') return []
-    const live = this.pickLive(k, exclude)
+    const live = this.pickLive(k, exclude, undefined, true)
     const out = live.map((m) => m.address)
     if (includeDead && this.table.count(MemberStatus.Dead) > 0 && this.random.next() < DEAD_CONTACT_PROBABILITY) {
       const dead = this.table.random(this.random, (m) => m.status === MemberStatus.Dead && m.name !== this.self)

@@ -5,7 +5,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import http from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { parseHostPort } from '../../src/runtime/address.js'
 import { parseJsonOrUndefined } from '../../src/util/json.js'
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
@@ -85,4 +87,37 @@ export async function api(
 export function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+export interface Reply {
+  status: number
+  headers: http.IncomingHttpHeaders
+  text: string
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whatever JSON the route documents
+  json: any
+}
+
+/** One request with the path sent exactly as written (no URL normalisation) and any headers, Host included. */
+export function rawRequest(address: string, method: string, target: string, options: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
+  const { host, port } = parseHostPort(address, 'address')
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port, method, path: target, agent: false, headers: { connection: 'close', ...options.headers } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let json: unknown
+        try {
+          json = JSON.parse(text)
+        } catch {
+          json = undefined
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
+      })
+    })
+    req.on('error', reject)
+    // Every answer here is short: a request left hanging (a stream that should have been refused) fails instead.
+    req.setTimeout(10_000, () => req.destroy(new Error(`no complete answer to ${method} ${target} within 10 s`)))
+    req.end(options.body)
+  })
 }

@@ -326,6 +326,8 @@ const sybilName = (r: Random): string => `sybil-${randomInt(r, SYBILS)}`
  */
 const FAKE_ORIGINS = 8
 const fakeOrigin = (r: Random): string => `mallory-${randomInt(r, FAKE_ORIGINS)}~${(1_600_000_000_000 + randomInt(r, FAKE_ORIGINS)).toString(36)}`
+/** A made-up origin outside the pool: one the victim has never seen. */
+const freshOrigin = (r: Random): string => `mallory-fresh-${randomInt(r, 1_000_000_000)}~1`
 const evilKey = (r: Random): string => `evil/${randomInt(r, 100_000)}`
 const seq = (r: Random): number => 1 + randomInt(r, 2 ** 31)
 
@@ -591,7 +593,10 @@ function segmentCases(): [string, (ctx: AttackContext, r: Random) => RawSegment[
   for (const [en, e, outcome, finding] of entryCases()) {
     // An entry at or below the receiver's watermark of its origin (ts 0 always is) is skipped without a count (PROTOCOL.md, Decoding rules).
     const expect: Outcome[] = en === 'ts=0' ? ['accepted'] : outcome
-    out.push([`entry.${en}`, (c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: [e(c, r)] }], expect, finding])
+    // ts=1 is below the watermark of any pooled made-up origin the victim took a write of before, so it
+    // would be skipped without a count like ts=0: an origin of its own shows the horizon check.
+    const origin = en === 'ts=1' ? freshOrigin : fakeOrigin
+    out.push([`entry.${en}`, (c, r) => [{ origin: origin(r), upTo: 0, entries: [e(c, r)] }], expect, finding])
   }
   return out
 }
@@ -737,10 +742,11 @@ export function caseTemplates(): CaseTemplate[] {
   out.push(t('Push.origin=empty', 'Push', ['accepted', 'malformed'], push(0, 0, () => '', nowEntry)))
   out.push(t('Push.origin=one-over', 'Push', ['limit-exceeded'], push(0, 0, () => str(129, 'o'), nowEntry)))
   out.push(
-    // Its link raises the watermark no further than the receiver's clock (GossipEngine.claimCap), so the member's later writes cross.
-    t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))),
+    // Writes under a live member's origin (or the receiver's own) come from members only (GossipEngine.vouchesFor).
+    t('Push.origin=other-live.ts=drift-bound.prevTs=0', 'Push', ['claim-refused'], push(0, 0, (c) => c.other.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))),
   )
-  out.push(t('Push.origin=victim-own.ts=drift-bound.prevTs=0', 'Push', ['accepted', 'watermark-refused'], push(0, 0, (c) => c.victim.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
+  out.push(t('Push.origin=victim-own.ts=drift-bound.prevTs=0', 'Push', ['claim-refused'], push(0, 0, (c) => c.victim.origin, (c, r) => ({ key: evilKey(r), ts: hlc(c.nowMs + c.maxClockDriftMs - 500), value: 'p' }))))
+  out.push(t('Push.origin=other-live.ts=now.prevTs=0', 'Push', ['claim-refused'], push(0, 0, (c) => c.other.origin, nowEntry)))
   for (const [en, e, expect, finding] of entryCases()) {
     out.push(t(`Push.entry.${en}`, 'Push', expect, push(0, 0, (_c, r) => fakeOrigin(r), e), finding ? { finding } : {}))
   }

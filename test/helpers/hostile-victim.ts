@@ -7,8 +7,8 @@
  * channel.
  *
  * Sends `{ ready, name, address, origin }` once started and answers
- * `{ id, op }` requests: `set` (key, value), `drops` (drop counters and
- * message counts, cheap) and `status` (also the keys under `honest/` and
+ * `{ id, op }` requests: `set` (key, value), `drops` (drop counters,
+ * message counts, stream refusals and RSS, cheap) and `status` (also the keys under `honest/` and
  * `probe/`, the real members as it sees them, the member count, RSS). An
  * uncaught exception is written to stderr (synchronous on a pipe) and the
  * process exits with 70.
@@ -38,7 +38,7 @@ const origin = [...node.persistentState().snapshot.watermarks.keys()].find((o) =
 
 function drops(): Record<string, unknown> {
   const s = node.stats
-  return { drops: Object.fromEntries(s.drops), messagesIn: s.messagesIn, streamsIn: s.streamsIn }
+  return { drops: Object.fromEntries(s.drops), messagesIn: s.messagesIn, streamsIn: s.streamsIn, refusals: Object.fromEntries(node.streamRefusalsByReason), rss: process.memoryUsage().rss }
 }
 
 function status(): Record<string, unknown> {
