@@ -611,37 +611,35 @@ export class GossipEngine {
   /**
    * How far the current message's watermark claims are believed: `(origin,
    * claim, newest write of origin it carries) => believed`; undefined: in
-   * full (an exchange we took part in). From anyone else, in full when the
-   * origin speaks for itself, else up to the newest write of the origin the
-   * message carries, and only if the sender may vouch for that origin at all
-   * (`vouchesFor`; writes themselves come from anyone in plaintext:
-   * THREAT_MODEL.md). Whatever is believed is applied up to `claimCap` only.
+   * full (an exchange we took part in). Otherwise in full when the origin
+   * speaks for itself; from another live member at its own host, up to the
+   * newest write of the origin the message carries; from an outsider, not at
+   * all (its writes are taken, as writes from anyone are in plaintext:
+   * THREAT_MODEL.md). A watermark says every write up to it is held, which
+   * one carried write does not show: an outsider's claim up to a made-up
+   * origin's newest write, skipping one it had given another node, left that
+   * write on some nodes and hidden from the rest for good (the digests
+   * agreed). Whatever is believed is applied up to `claimCap` only.
    */
   private claimBeliever(nowMs: number): ((origin: string, claim: number, newestCarried: number) => number) | undefined {
     if (this.isSolicited(nowMs)) return undefined
-    return (origin, claim, newest) => (this.speaksForItself(origin) ? claim : this.vouchesFor(origin) ? Math.min(claim, newest) : 0)
+    const member = this.isMemberAtItsHost()
+    return (origin, claim, newest) => (this.speaksForItself(origin) ? claim : member ? Math.min(claim, newest) : 0)
   }
 
   /**
-   * Whether the current sender may speak for `origin` at all, with writes or
-   * with claims no exchange of ours asked for (a segment's `upTo`, a push's
-   * link): a live member at its own host, or anyone about an origin whose
-   * node is not a live member (nor us). A live member's writes reach us
-   * from it or through other members, never only from an outsider. Before,
-   * an outsider's forged write of a live member's origin dated now, with a
-   * link from nothing, raised our watermark over that member's writes still
-   * in flight to us, and no exchange ever brought them (the digests agreed);
-   * and a forged write that only we held, above a watermark nobody raised,
-   * was never offered to anyone: the nodes differed for good. An origin no
-   * live member writes as has no writes in flight, and believing its links
-   * keeps made-up origins from being offered again in every exchange.
+   * Whether `origin` is written by a live member (or by us). Its writes reach
+   * us from it or through other members, never only from an outsider, so an
+   * outsider's are refused (`admitsOrigin`). Before, an outsider's forged
+   * write of a live member's origin dated now, with a link from nothing,
+   * raised our watermark over that member's writes still in flight to us,
+   * and no exchange ever brought them (the digests agreed).
    */
-  private vouchesFor(origin: string): boolean {
-    if (this.isMemberAtItsHost()) return true
+  private isLiveOrigin(origin: string): boolean {
     const node = originNodeName(origin)
-    if (node === this.name) return false
+    if (node === this.name) return true
     const m = this.membership.get(node)
-    return m === undefined || m.status > MemberStatus.Suspect
+    return m !== undefined && m.status <= MemberStatus.Suspect
   }
 
   /**
@@ -659,7 +657,7 @@ export class GossipEngine {
   /**
    * Whether the current message may bring writes of `origin`. Any, from a
    * live member speaking from its own host. From anyone else: none of a live
-   * member's origin (or ours; see `vouchesFor`), any other origin we know,
+   * member's origin (or ours; see `isLiveOrigin`), any other origin we know,
    * and at most NEW_ORIGINS_PER_SOURCE new origins per source host per
    * gossip interval. Every origin takes room in each digest page, and one no
    * member ever vouches for is offered again in every exchange, so a flood
@@ -668,7 +666,7 @@ export class GossipEngine {
    */
   private admitsOrigin(nowMs: number, origin: string): boolean {
     if (this.isMemberAtItsHost()) return true
-    if (!this.vouchesFor(origin)) return false
+    if (this.isLiveOrigin(origin)) return false
     if (this.state.knowsOrigin(origin)) return true
     if (nowMs - this.newOriginsWindowStart >= this.config.gossipIntervalMs) {
       this.newOriginsWindowStart = nowMs
@@ -761,6 +759,9 @@ export class GossipEngine {
   private planDelta(nowMs: number, page: DigestPage, datagramBudget: number, to: string): { segments: Segment[]; viaStream: Buffer | undefined } {
     const small = deltaFor(this.state, page, datagramBudget, this.random)
     if (!small.truncated) return { segments: small.segments, viaStream: undefined }
+    // Whether a stream may go at all is asked first: the delta for it reads up to the stream
+    // limit's worth of entries, work no one who may not receive it should make us do.
+    if (this.streamRefusal(nowMs, to) !== undefined) return { segments: small.segments, viaStream: undefined }
     const streamBudget = this.config.limits.maxStreamBytes - this.headerBytes - 16
     const big = deltaFor(this.state, page, streamBudget, this.random)
     if ((big.bytes <= this.config.bulkThresholdBytes && !small.blockedByLargeEntry) || this.mayStream(nowMs, to) !== undefined) {
@@ -818,22 +819,30 @@ export class GossipEngine {
    * source address per gossip interval, and MAX_STREAMS_PER_INTERVAL in all.
    */
   private mayStream(nowMs: number, to: string): 'unproven-destination' | 'rate-limited' | undefined {
-    // Only to the sender itself, at its own host and the address its member record gives: a
-    // plaintext request names its reply address, and a forged one would aim our full state
-    // at a third party (reflection). A sender not yet a member is answered by datagrams.
-    if (!this.isMemberAtItsHost() || this.membership.get(this.currentFrom)!.address !== to) return 'unproven-destination'
+    const refusal = this.streamRefusal(nowMs, to)
+    if (refusal !== undefined) return refusal
     if (nowMs - this.streamIntervalStart >= this.config.gossipIntervalMs) {
       this.streamIntervalStart = nowMs
       this.streamsThisInterval = 0
     }
-    if (this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) return 'rate-limited'
-    // Per host, not per address: the source port is the sender's choice.
     const host = this.config.peerHostOf(this.currentSource)
-    const last = this.streamSentAt.get(host)
-    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return 'rate-limited'
     if (this.streamSentAt.size >= 4096) this.streamSentAt.clear()
     this.streamSentAt.set(host, nowMs)
     this.streamsThisInterval++
+    return undefined
+  }
+
+  /** Why a stream to `to` may not go now (see mayStream), without taking a slot. */
+  private streamRefusal(nowMs: number, to: string): 'unproven-destination' | 'rate-limited' | undefined {
+    // Only to the sender itself, at its own host and the address its member record gives: a
+    // plaintext request names its reply address, and a forged one would aim our full state
+    // at a third party (reflection). A sender not yet a member is answered by datagrams.
+    if (!this.isMemberAtItsHost() || this.membership.get(this.currentFrom)!.address !== to) return 'unproven-destination'
+    const sameInterval = nowMs - this.streamIntervalStart < this.config.gossipIntervalMs
+    if (sameInterval && this.streamsThisInterval >= MAX_STREAMS_PER_INTERVAL) return 'rate-limited'
+    // Per host, not per address: the source port is the sender's choice.
+    const last = this.streamSentAt.get(this.config.peerHostOf(this.currentSource))
+    if (last !== undefined && nowMs - last < this.config.gossipIntervalMs) return 'rate-limited'
     return undefined
   }
 
@@ -969,8 +978,15 @@ export class GossipEngine {
     // The origin's previous write is the link: if we hold everything up to it, we now hold up to
     // this one. Not beyond our own clock (see claimBeliever): a forged push dated at the drift
     // bound must not make us skip the origin's writes of the next minute.
-    if (this.state.watermark(entry.origin) >= prevTs) this.state.raiseWatermark(entry.origin, Math.min(entry.ts, this.claimCap(nowMs)))
-    if (hops > 0) this.push(entry, prevTs, hops - 1, from)
+    // A link is a claim like any other: from a member at its own host only (see claimBeliever).
+    const held = this.state.watermark(entry.origin)
+    const linked = held >= prevTs && this.isMemberAtItsHost()
+    if (linked) this.state.raiseWatermark(entry.origin, Math.min(entry.ts, this.claimCap(nowMs)))
+    // Passed on with the link we can vouch for: our own watermark before this write (we hold
+    // everything up to it), or none (the write's own timestamp, which no receiver lacking the
+    // write can meet). Passing the sender's link on unchecked laundered a forged one: a push
+    // linked to nothing raised every relay's receivers over a write only the first node held.
+    if (hops > 0) this.push(entry, linked ? held : entry.ts, hops - 1, from)
   }
 }
 

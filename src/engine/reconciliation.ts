@@ -151,7 +151,15 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
       break
     }
     let segUsed = overhead
-    const all = [...state.entriesAfter(origin, peerWm)]
+    // Only what can fit is read: every entry takes at least MIN_ENTRY_BODY_BYTES. Reading them all
+    // cost O(entries of the origin) per answer, and a 60-byte Digest claiming watermark 0 for every
+    // origin made a node read its whole state for one datagram (the hostile soak slowed to a crawl).
+    const cap = Math.floor((budget - used) / MIN_ENTRY_BODY_BYTES) + 1
+    const all: Entry[] = []
+    for (const e of state.entriesAfter(origin, peerWm)) {
+      all.push(e)
+      if (all.length > cap) break
+    }
     // Entries beyond our watermark came to us by push: they are sent
     // unvouched (upTo stays at our watermark), so they need not follow the
     // vouched ones contiguously.
@@ -191,6 +199,9 @@ export function deltaFor(state: ClusterState, page: DigestPage, budget: number, 
 }
 
 /** Encoded size of the entries from index `from` on. */
+/** The smallest encoded entry: a one-byte key with its length, a one-byte timestamp, the flags. */
+const MIN_ENTRY_BODY_BYTES = 4
+
 function sizeOf(entries: readonly Entry[], from: number): number {
   let n = 0
   for (let i = from; i < entries.length; i++) n += entryBodySize(entries[i]!)

@@ -566,7 +566,8 @@ function segmentCases(): [string, (ctx: AttackContext, r: Random) => RawSegment[
   const out: [string, (ctx: AttackContext, r: Random) => RawSegment[], Outcome[], string?][] = [
     ['count=0', () => [], ['accepted']],
     ['upTo=0', (c, r) => [{ origin: fakeOrigin(r), upTo: 0, entries: rising(c, r, 2) }], ['accepted']],
-    ['upTo=proven', (c, r) => { const e = rising(c, r, 2); return [{ origin: fakeOrigin(r), upTo: e[1]!.ts, entries: e }] }, ['accepted']],
+    // From an outsider no claim is believed, not even up to the newest write it carries (GossipEngine.claimBeliever).
+    ['upTo=proven', (c, r) => { const e = rising(c, r, 2); return [{ origin: fakeOrigin(r), upTo: e[1]!.ts, entries: e }] }, ['watermark-refused']],
     ['other-origin.upTo=now.unproven', (c) => [{ origin: c.other.origin, upTo: hlc(c.nowMs), entries: [] }], ['watermark-refused'], wmForge],
     ['other-origin.upTo=drift-bound.unproven', (c) => [{ origin: c.other.origin, upTo: hlc(bound(c) - 500), entries: [] }], ['watermark-refused'], wmForge],
     ['other-origin.upTo=ahead', (c) => [{ origin: c.other.origin, upTo: hlc(bound(c) + 600_000), entries: [] }], ['watermark-refused'], wmForge],
@@ -789,7 +790,7 @@ export function caseTemplates(): CaseTemplate[] {
         const e = nowEntry(c, r)
         return reset(() => [[o, e.ts]], none, () => [[o, e]])(c, r)
       },
-      ['accepted'],
+      ['watermark-refused'],
     ],
     [
       'entries.duplicate-key',

@@ -8,7 +8,8 @@
  *
  * Sends `{ ready, name, address, origin }` once started and answers
  * `{ id, op }` requests: `set` (key, value), `drops` (drop counters,
- * message counts, stream refusals and RSS, cheap) and `status` (also the keys under `honest/` and
+ * message counts, stream refusals and RSS, cheap), `memory` (RSS, heap,
+ * keys held and their bytes) and `status` (also the keys under `honest/` and
  * `probe/`, the real members as it sees them, the member count, RSS). An
  * uncaught exception is written to stderr (synchronous on a pipe) and the
  * process exits with 70.
@@ -56,6 +57,12 @@ process.on('message', (m: { id: number; op: string; key?: string; value?: string
     if (m.op === 'set') result = node.set(m.key!, m.value!)
     else if (m.op === 'drops') result = drops()
     else if (m.op === 'status') result = status()
+    else if (m.op === 'memory') {
+      // What the victim holds (the attacker's writes are data: plaintext lets anyone write) against what the process takes.
+      let valueBytes = 0
+      for (const kv of node.entries()) valueBytes += kv.key.length + (typeof kv.value === 'string' ? Buffer.byteLength(kv.value) : kv.value.length)
+      result = { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, ...node.storeCounts, valueBytes }
+    }
     else if (m.op === 'stop') {
       void node.stop().then(() => process.exit(0))
       return
