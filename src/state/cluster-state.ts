@@ -396,7 +396,10 @@ export class ClusterState {
     peerKeys: ReadonlySet<string> = new Set(peerEntries.map((e) => e.key)),
   ): void {
     const incoming = peerEntries.filter((e) => this.slots.slotOf(e.key) !== undefined || e.ts > this.watermark(e.origin))
-    for (const [key, slot] of [...this.slots.slots()]) {
+    // Without watermarks nothing of ours is dropped: skip the walk over every entry (a Reset
+    // whose claims were all refused, as an outsider's are, cost a pass over the whole state).
+    const ours = peerWatermarks.size === 0 ? [] : [...this.slots.slots()]
+    for (const [key, slot] of ours) {
       const e = this.slots.entryIn(slot)
       if (peerKeys.has(key)) continue
       if (e.ts <= (peerWatermarks.get(e.origin) ?? 0)) {
