@@ -60,17 +60,15 @@ interface Counters {
   streamsIn: number
   /** Streams the transport refused or cut, by reason. */
   refusals: Record<string, number>
+  rss: number
 }
 
-interface Status {
-  drops: Partial<Record<DropReason, number>>
-  messagesIn: number
-  streamsIn: number
+/** What `status` answers: the counters of `drops`, and what the victim holds and sees. */
+interface Status extends Counters {
   entries: Record<string, string>
   real: { name: string; status: string; address: string; incarnation: number }[]
   memberCount: number
   incarnation: number
-  rss: number
 }
 
 export class Victim {
@@ -334,7 +332,7 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
   const accountDrops = async (): Promise<void> => {
     // Drops are added up per cluster life, at its end (a dead victim's last counts are lost with it).
     for (const [i, v] of cluster.entries()) {
-      const s = await v.request<{ drops: Record<string, number>; messagesIn: number; streamsIn: number }>('drops')
+      const s = await v.request<Counters>('drops')
       if (s === undefined) continue
       const b = before[i]
       for (const [k, n] of delta(s.drops, b?.drops ?? {})) totals.set(k, (totals.get(k) ?? 0) + n)
@@ -564,7 +562,7 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
         continue
       }
       const victim = cluster[target]!
-      const st0 = await victim.request<{ drops: Record<string, number> }>('drops')
+      const st0 = await victim.request<Counters>('drops')
       const counts = new Map<CaseTemplate, number>()
       const p = pool()
       const udpPool = p.filter((tp) => tp.transport === 'udp')
@@ -606,7 +604,7 @@ export async function runHostile(options: HostileOptions): Promise<HostileReport
       if (Date.now() - healthStart > 3000) log(`batch ${batchNo + 0}: healthy after ${((Date.now() - healthStart) / 1000).toFixed(1)} s; waited for: ${slowProblem.slice(0, 300)}`)
       if (health !== undefined) problems.push(health)
       else {
-        const st1 = await victim.request<{ drops: Record<string, number> }>('drops')
+        const st1 = await victim.request<Counters>('drops')
         const moved = delta(st1?.drops ?? {}, st0?.drops ?? {})
         const want = new Map<string, number>()
         for (const [tpl, k] of counts) {
